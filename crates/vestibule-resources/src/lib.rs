@@ -1,0 +1,14 @@
+//! The Kubernetes objects Vestibule reads, gathered into one immutable [`Snapshot`].
+//!
+//! Both configuration sources produce a `Snapshot`: the manifest directory by decoding text with
+//! [`decode_manifest`], the cluster source from its reflectors. The translator reads nothing else.
+
+mod decode;
+mod object;
+mod snapshot;
+
+pub use decode::{DecodeError, ManifestFormat, decode_manifest};
+pub use object::{Object, ObjectKey, ObjectKind};
+pub use snapshot::{DuplicateObject, Snapshot};
+
+pub use k8s_openapi;

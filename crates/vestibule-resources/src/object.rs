@@ -1,0 +1,142 @@
+//! One decoded object of a kind Vestibule reads.
+
+use std::fmt;
+
+use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// The kinds of object Vestibule reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress,
+    /// `networking.k8s.io/v1` IngressClass (cluster-scoped).
+    IngressClass,
+    /// `v1` Service.
+    Service,
+    /// `discovery.k8s.io/v1` EndpointSlice.
+    EndpointSlice,
+    /// `v1` Endpoints.
+    Endpoints,
+    /// `v1` Secret.
+    Secret,
+}
+
+impl ObjectKind {
+    /// The kind as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingress => "Ingress",
+            Self::IngressClass => "IngressClass",
+            Self::Service => "Service",
+            Self::EndpointSlice => "EndpointSlice",
+            Self::Endpoints => "Endpoints",
+            Self::Secret => "Secret",
+        }
+    }
+
+    /// The `apiVersion` Vestibule reads this kind in.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Self::Ingress | Self::IngressClass => "networking.k8s.io/v1",
+            Self::EndpointSlice => "discovery.k8s.io/v1",
+            Self::Service | Self::Endpoints | Self::Secret => "v1",
+        }
+    }
+
+    /// The kind named `kind`, whatever its API version.
+    pub fn from_kind(kind: &str) -> Option<Self> {
+        [
+            Self::Ingress,
+            Self::IngressClass,
+            Self::Service,
+            Self::EndpointSlice,
+            Self::Endpoints,
+            Self::Secret,
+        ]
+        .into_iter()
+        .find(|candidate| candidate.as_str() == kind)
+    }
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identifies an object: kind, namespace (empty for cluster-scoped kinds) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    /// The kind.
+    pub kind: ObjectKind,
+    /// The namespace, empty for cluster-scoped kinds.
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{} {}", self.kind, self.name)
+        } else {
+            write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// One decoded object.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    /// An Ingress.
+    Ingress(Ingress),
+    /// An IngressClass.
+    IngressClass(IngressClass),
+    /// A Service.
+    Service(Service),
+    /// An EndpointSlice.
+    EndpointSlice(EndpointSlice),
+    /// An Endpoints object.
+    Endpoints(Endpoints),
+    /// A Secret.
+    Secret(Secret),
+}
+
+impl Object {
+    /// The object's kind.
+    pub fn kind(&self) -> ObjectKind {
+        match self {
+            Self::Ingress(_) => ObjectKind::Ingress,
+            Self::IngressClass(_) => ObjectKind::IngressClass,
+            Self::Service(_) => ObjectKind::Service,
+            Self::EndpointSlice(_) => ObjectKind::EndpointSlice,
+            Self::Endpoints(_) => ObjectKind::Endpoints,
+            Self::Secret(_) => ObjectKind::Secret,
+        }
+    }
+
+    /// The object's metadata.
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Self::Ingress(o) => &o.metadata,
+            Self::IngressClass(o) => &o.metadata,
+            Self::Service(o) => &o.metadata,
+            Self::EndpointSlice(o) => &o.metadata,
+            Self::Endpoints(o) => &o.metadata,
+            Self::Secret(o) => &o.metadata,
+        }
+    }
+
+    /// The key that identifies the object.
+    pub fn key(&self) -> ObjectKey {
+        let metadata = self.metadata();
+        ObjectKey {
+            kind: self.kind(),
+            namespace: metadata.namespace.clone().unwrap_or_default(),
+            name: metadata.name.clone().unwrap_or_default(),
+        }
+    }
+}

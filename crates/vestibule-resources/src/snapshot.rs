@@ -1,0 +1,62 @@
+//! The immutable set of objects the translator reads.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+
+use crate::object::{Object, ObjectKey};
+
+/// Every object of the kinds Vestibule reads, as one consistent, immutable value.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Ingresses, whatever their class.
+    pub ingresses: Vec<Arc<Ingress>>,
+    /// IngressClasses.
+    pub ingress_classes: Vec<Arc<IngressClass>>,
+    /// Services.
+    pub services: Vec<Arc<Service>>,
+    /// EndpointSlices.
+    pub endpoint_slices: Vec<Arc<EndpointSlice>>,
+    /// Endpoints, used for Services that have no EndpointSlice.
+    pub endpoints: Vec<Arc<Endpoints>>,
+    /// Secrets.
+    pub secrets: Vec<Arc<Secret>>,
+}
+
+/// An object that appeared more than once; the first one was kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DuplicateObject {
+    /// The object's key.
+    pub key: ObjectKey,
+    /// Where the dropped copy sits in the input sequence.
+    pub index: usize,
+}
+
+impl Snapshot {
+    /// Gathers objects into a snapshot. When two objects share a key the first is kept and
+    /// the later ones are reported.
+    pub fn from_objects(objects: impl IntoIterator<Item = Object>) -> (Self, Vec<DuplicateObject>) {
+        let mut snapshot = Self::default();
+        let mut seen = HashSet::new();
+        let mut duplicates = Vec::new();
+        for (index, object) in objects.into_iter().enumerate() {
+            let key = object.key();
+            if !seen.insert(key.clone()) {
+                duplicates.push(DuplicateObject { key, index });
+                continue;
+            }
+            match object {
+                Object::Ingress(o) => snapshot.ingresses.push(Arc::new(o)),
+                Object::IngressClass(o) => snapshot.ingress_classes.push(Arc::new(o)),
+                Object::Service(o) => snapshot.services.push(Arc::new(o)),
+                Object::EndpointSlice(o) => snapshot.endpoint_slices.push(Arc::new(o)),
+                Object::Endpoints(o) => snapshot.endpoints.push(Arc::new(o)),
+                Object::Secret(o) => snapshot.secrets.push(Arc::new(o)),
+            }
+        }
+        (snapshot, duplicates)
+    }
+}

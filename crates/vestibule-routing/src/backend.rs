@@ -1,0 +1,86 @@
+//! What routes lead to: Services, their ports and their endpoints.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// A namespaced Kubernetes object name, e.g. the Ingress a route came from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IngressRef {
+    /// The object's namespace.
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+}
+
+impl fmt::Display for IngressRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A Service port as an Ingress backend names it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServicePortRef {
+    /// `port.number`.
+    Number(u16),
+    /// `port.name`.
+    Name(String),
+}
+
+impl fmt::Display for ServicePortRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Number(number) => write!(f, "{number}"),
+            Self::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// One Service port in one namespace: the unit that has a set of endpoints and a load balancer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BackendId {
+    /// The Service's namespace, always the referring Ingress's own.
+    pub namespace: String,
+    /// The Service's name.
+    pub service: String,
+    /// The Service port.
+    pub port: ServicePortRef,
+}
+
+impl fmt::Display for BackendId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}:{}", self.namespace, self.service, self.port)
+    }
+}
+
+/// Where requests for a backend can be sent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Endpoint {
+    /// A ready pod address.
+    Socket(SocketAddr),
+    /// A DNS name resolved when connecting (Services of type ExternalName).
+    Name {
+        /// The DNS name.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Socket(addr) => write!(f, "{addr}"),
+            Self::Name { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+/// What a path rule (or the default backend) leads to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The backend that serves the request.
+    pub backend: BackendId,
+    /// The Ingress the rule came from.
+    pub ingress: IngressRef,
+}

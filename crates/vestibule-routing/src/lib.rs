@@ -1,0 +1,15 @@
+//! The routing model both planes share.
+//!
+//! The control plane builds a [`RouteTable`] of [`Route`]s; the data plane maps each route's
+//! [`BackendId`] to a live upstream and looks requests up in it. Matching follows the Kubernetes
+//! Ingress spec, with precedence expressed as [`Ord`] on [`HostMatch`] and [`PathMatch`].
+
+mod backend;
+mod host;
+mod path;
+mod table;
+
+pub use backend::{BackendId, Endpoint, IngressRef, Route, ServicePortRef};
+pub use host::{HostMatch, InvalidHost, normalize_request_host};
+pub use path::{PathMatch, normalize_prefix};
+pub use table::{PathRule, RouteTable, RouteTableBuilder, Selected, VirtualHost};

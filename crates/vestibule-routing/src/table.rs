@@ -1,0 +1,418 @@
+//! The routing table: virtual hosts, their path rules and the default backend.
+
+use std::collections::HashMap;
+
+use crate::host::{HostMatch, normalize_request_host, wildcard_suffix};
+use crate::path::{PathMatch, candidate_prefixes, normalize_prefix};
+
+/// One path rule of a virtual host and what it leads to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathRule<T> {
+    /// Which paths the rule answers.
+    pub path: PathMatch,
+    /// What a matching request is sent to.
+    pub target: T,
+}
+
+/// The rules for one host pattern, kept in precedence order and indexed for lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualHost<T> {
+    host: HostMatch,
+    rules: Vec<PathRule<T>>,
+    exact: HashMap<String, usize>,
+    prefix: HashMap<String, usize>,
+}
+
+impl<T> VirtualHost<T> {
+    fn new(host: HostMatch, mut rules: Vec<PathRule<T>>) -> Self {
+        rules.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut exact = HashMap::new();
+        let mut prefix = HashMap::new();
+        for (index, rule) in rules.iter().enumerate() {
+            match &rule.path {
+                PathMatch::Exact(path) => exact.insert(path.clone(), index),
+                PathMatch::Prefix(path) => prefix.insert(path.clone(), index),
+            };
+        }
+        Self {
+            host,
+            rules,
+            exact,
+            prefix,
+        }
+    }
+
+    /// The host pattern this virtual host answers.
+    pub fn host(&self) -> &HostMatch {
+        &self.host
+    }
+
+    /// The path rules, in precedence order.
+    pub fn rules(&self) -> &[PathRule<T>] {
+        &self.rules
+    }
+
+    /// The rule a request path (without query) selects: the first in precedence order that
+    /// matches, found through the indexes rather than by scanning.
+    pub fn route(&self, path: &str) -> Option<&PathRule<T>> {
+        if let Some(&index) = self.exact.get(path) {
+            return Some(&self.rules[index]);
+        }
+        let normal = normalize_prefix(path);
+        candidate_prefixes(&normal)
+            .find_map(|candidate| self.prefix.get(candidate))
+            .map(|&index| &self.rules[index])
+    }
+
+    fn map<U>(&self, f: &mut impl FnMut(&T) -> U) -> VirtualHost<U> {
+        VirtualHost {
+            host: self.host.clone(),
+            rules: self
+                .rules
+                .iter()
+                .map(|rule| PathRule {
+                    path: rule.path.clone(),
+                    target: f(&rule.target),
+                })
+                .collect(),
+            exact: self.exact.clone(),
+            prefix: self.prefix.clone(),
+        }
+    }
+}
+
+/// An immutable routing table: published whole, replaced whole.
+///
+/// A request picks one virtual host (exact name, else one-label wildcard, else the rules without
+/// a host), then the best path rule within it. A request that selects no rule goes to the
+/// default backend when there is one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteTable<T> {
+    exact_hosts: HashMap<String, VirtualHost<T>>,
+    wildcard_hosts: HashMap<String, VirtualHost<T>>,
+    any_host: Option<VirtualHost<T>>,
+    default_backend: Option<T>,
+}
+
+impl<T> Default for RouteTable<T> {
+    fn default() -> Self {
+        Self {
+            exact_hosts: HashMap::new(),
+            wildcard_hosts: HashMap::new(),
+            any_host: None,
+            default_backend: None,
+        }
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Selected<'a, T> {
+    /// A path rule matched.
+    Rule(&'a PathRule<T>),
+    /// No rule matched; the table's default backend answers.
+    DefaultBackend(&'a T),
+}
+
+impl<'a, T> Selected<'a, T> {
+    /// The target the request goes to.
+    pub fn target(&self) -> &'a T {
+        match self {
+            Self::Rule(rule) => &rule.target,
+            Self::DefaultBackend(target) => target,
+        }
+    }
+}
+
+impl<T> RouteTable<T> {
+    /// Routes a request by its `Host` (or `:authority`, port and case ignored) and its path
+    /// (without query). `None` means nothing answers: a 404.
+    pub fn route(&self, host: &str, path: &str) -> Option<Selected<'_, T>> {
+        self.virtual_host(host)
+            .and_then(|vhost| vhost.route(path))
+            .map(Selected::Rule)
+            .or_else(|| self.default_backend.as_ref().map(Selected::DefaultBackend))
+    }
+
+    /// The virtual host a request host selects.
+    pub fn virtual_host(&self, host: &str) -> Option<&VirtualHost<T>> {
+        let host = normalize_request_host(host);
+        self.exact_hosts
+            .get(host.as_ref())
+            .or_else(|| wildcard_suffix(&host).and_then(|suffix| self.wildcard_hosts.get(suffix)))
+            .or(self.any_host.as_ref())
+    }
+
+    /// Every virtual host, in precedence order.
+    pub fn virtual_hosts(&self) -> Vec<&VirtualHost<T>> {
+        let mut all: Vec<_> = self
+            .exact_hosts
+            .values()
+            .chain(self.wildcard_hosts.values())
+            .chain(self.any_host.as_ref())
+            .collect();
+        all.sort_by(|a, b| a.host.cmp(&b.host));
+        all
+    }
+
+    /// The target of requests that match no rule.
+    pub fn default_backend(&self) -> Option<&T> {
+        self.default_backend.as_ref()
+    }
+
+    /// The same table with every target converted, e.g. from a backend name to a live upstream.
+    pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> RouteTable<U> {
+        let mut map_hosts = |hosts: &HashMap<String, VirtualHost<T>>| {
+            hosts
+                .iter()
+                .map(|(key, vhost)| (key.clone(), vhost.map(&mut f)))
+                .collect::<HashMap<_, _>>()
+        };
+        let exact_hosts = map_hosts(&self.exact_hosts);
+        let wildcard_hosts = map_hosts(&self.wildcard_hosts);
+        RouteTable {
+            exact_hosts,
+            wildcard_hosts,
+            any_host: self.any_host.as_ref().map(|vhost| vhost.map(&mut f)),
+            default_backend: self.default_backend.as_ref().map(&mut f),
+        }
+    }
+}
+
+/// Collects rules one at a time, first come first kept, and builds a [`RouteTable`].
+#[derive(Debug)]
+pub struct RouteTableBuilder<T> {
+    hosts: HashMap<HostMatch, HashMap<PathMatch, T>>,
+    default_backend: Option<T>,
+}
+
+impl<T> Default for RouteTableBuilder<T> {
+    fn default() -> Self {
+        Self {
+            hosts: HashMap::new(),
+            default_backend: None,
+        }
+    }
+}
+
+impl<T> RouteTableBuilder<T> {
+    /// Adds a rule. When the same host, path and path type already has a rule, the existing
+    /// one is kept and its target returned as the conflict.
+    pub fn add_rule(&mut self, host: HostMatch, path: PathMatch, target: T) -> Result<(), &T> {
+        use std::collections::hash_map::Entry;
+        match self.hosts.entry(host).or_default().entry(path) {
+            Entry::Occupied(existing) => Err(existing.into_mut()),
+            Entry::Vacant(slot) => {
+                slot.insert(target);
+                Ok(())
+            }
+        }
+    }
+
+    /// Sets the default backend unless one is set already, in which case that one is kept and
+    /// returned as the conflict.
+    pub fn set_default_backend(&mut self, target: T) -> Result<(), &T> {
+        match &mut self.default_backend {
+            Some(existing) => Err(existing),
+            empty => {
+                *empty = Some(target);
+                Ok(())
+            }
+        }
+    }
+
+    /// The finished table.
+    pub fn build(self) -> RouteTable<T> {
+        let mut table = RouteTable {
+            default_backend: self.default_backend,
+            ..RouteTable::default()
+        };
+        for (host, paths) in self.hosts {
+            let rules = paths
+                .into_iter()
+                .map(|(path, target)| PathRule { path, target })
+                .collect();
+            let vhost = VirtualHost::new(host.clone(), rules);
+            match host {
+                HostMatch::Exact(name) => {
+                    table.exact_hosts.insert(name, vhost);
+                }
+                HostMatch::Wildcard(suffix) => {
+                    table.wildcard_hosts.insert(suffix, vhost);
+                }
+                HostMatch::Any => table.any_host = Some(vhost),
+            }
+        }
+        table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(rules: &[(&str, PathMatch, &'static str)]) -> RouteTable<&'static str> {
+        let mut builder = RouteTableBuilder::default();
+        for (host, path, target) in rules {
+            let host = HostMatch::parse(host).expect("valid host");
+            builder
+                .add_rule(host, path.clone(), *target)
+                .expect("no conflict");
+        }
+        builder.build()
+    }
+
+    fn route(table: &RouteTable<&'static str>, host: &str, path: &str) -> Option<&'static str> {
+        table.route(host, path).map(|selected| *selected.target())
+    }
+
+    /// Every row of the path-matching table in the Kubernetes Ingress documentation.
+    #[test]
+    fn kubernetes_path_matching_examples() {
+        let p = PathMatch::prefix;
+        let e = PathMatch::exact;
+        let rows: Vec<(Vec<PathMatch>, &str, Option<PathMatch>)> = vec![
+            (vec![p("/")], "/anything/at/all", Some(p("/"))),
+            (vec![e("/foo")], "/foo", Some(e("/foo"))),
+            (vec![e("/foo")], "/bar", None),
+            (vec![e("/foo")], "/foo/", None),
+            (vec![e("/foo/")], "/foo", None),
+            (vec![p("/foo")], "/foo", Some(p("/foo"))),
+            (vec![p("/foo")], "/foo/", Some(p("/foo"))),
+            (vec![p("/foo/")], "/foo", Some(p("/foo"))),
+            (vec![p("/foo/")], "/foo/", Some(p("/foo"))),
+            (vec![p("/aaa/bb")], "/aaa/bbb", None),
+            (vec![p("/aaa/bbb")], "/aaa/bbb", Some(p("/aaa/bbb"))),
+            (vec![p("/aaa/bbb/")], "/aaa/bbb", Some(p("/aaa/bbb"))),
+            (vec![p("/aaa/bbb")], "/aaa/bbb/", Some(p("/aaa/bbb"))),
+            (vec![p("/aaa/bbb")], "/aaa/bbb/ccc", Some(p("/aaa/bbb"))),
+            (vec![p("/aaa/bbb")], "/aaa/bbbxyz", None),
+            (vec![p("/"), p("/aaa")], "/aaa/ccc", Some(p("/aaa"))),
+            (
+                vec![p("/"), p("/aaa"), p("/aaa/bbb")],
+                "/aaa/bbb",
+                Some(p("/aaa/bbb")),
+            ),
+            (vec![p("/"), p("/aaa"), p("/aaa/bbb")], "/ccc", Some(p("/"))),
+            (vec![p("/aaa")], "/ccc", None),
+            (vec![p("/foo"), e("/foo")], "/foo", Some(e("/foo"))),
+        ];
+        for (paths, request, expected) in rows {
+            let mut builder = RouteTableBuilder::default();
+            for path in &paths {
+                builder
+                    .add_rule(HostMatch::Any, path.clone(), path.clone())
+                    .expect("no conflict");
+            }
+            let table = builder.build();
+            let selected = table.route("example.com", request);
+            assert_eq!(
+                selected.map(|selected| selected.target().clone()),
+                expected,
+                "rules {paths:?}, request {request}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_string_is_not_part_of_the_path() {
+        let table = table(&[("", PathMatch::exact("/foo"), "foo")]);
+        assert_eq!(route(&table, "x", "/foo"), Some("foo"));
+    }
+
+    #[test]
+    fn exact_host_beats_wildcard_beats_hostless() {
+        let table = table(&[
+            ("foo.bar.com", PathMatch::prefix("/"), "exact"),
+            ("*.bar.com", PathMatch::prefix("/"), "wildcard"),
+            ("", PathMatch::prefix("/"), "any"),
+        ]);
+        assert_eq!(route(&table, "FOO.bar.com:8080", "/"), Some("exact"));
+        assert_eq!(route(&table, "baz.bar.com", "/"), Some("wildcard"));
+        assert_eq!(route(&table, "a.baz.bar.com", "/"), Some("any"));
+        assert_eq!(route(&table, "bar.com", "/"), Some("any"));
+    }
+
+    #[test]
+    fn a_matched_host_does_not_fall_back_to_other_hosts() {
+        let mut builder = RouteTableBuilder::default();
+        let host = HostMatch::parse("foo.com").expect("valid host");
+        builder
+            .add_rule(host, PathMatch::prefix("/api"), "api")
+            .expect("no conflict");
+        builder
+            .add_rule(HostMatch::Any, PathMatch::prefix("/"), "any")
+            .expect("no conflict");
+        builder.set_default_backend("default").expect("first");
+        let table = builder.build();
+        assert_eq!(route(&table, "foo.com", "/other"), Some("default"));
+        assert_eq!(route(&table, "bar.com", "/other"), Some("any"));
+    }
+
+    #[test]
+    fn no_match_without_default_backend_is_none() {
+        let table = table(&[("foo.com", PathMatch::prefix("/a"), "a")]);
+        assert_eq!(route(&table, "foo.com", "/b"), None);
+        assert_eq!(route(&table, "other.com", "/a"), None);
+    }
+
+    #[test]
+    fn first_rule_for_a_key_wins() {
+        let mut builder = RouteTableBuilder::default();
+        builder
+            .add_rule(HostMatch::Any, PathMatch::prefix("/a/"), "first")
+            .expect("no conflict");
+        assert_eq!(
+            builder.add_rule(HostMatch::Any, PathMatch::prefix("/a"), "second"),
+            Err(&"first")
+        );
+        builder
+            .add_rule(HostMatch::Any, PathMatch::exact("/a"), "exact")
+            .expect("a different path type is a different rule");
+        assert_eq!(builder.set_default_backend("d1"), Ok(()));
+        assert_eq!(builder.set_default_backend("d2"), Err(&"d1"));
+    }
+
+    /// The indexed lookup must pick exactly what a scan in `Ord` order picks.
+    #[test]
+    fn indexed_lookup_agrees_with_precedence_order() {
+        let paths = [
+            PathMatch::prefix("/"),
+            PathMatch::prefix("/a"),
+            PathMatch::exact("/a"),
+            PathMatch::prefix("/a/b"),
+            PathMatch::exact("/a/b/"),
+            PathMatch::prefix("/a/bc"),
+            PathMatch::exact("/a/b/c"),
+            PathMatch::prefix("/x/y/z"),
+        ];
+        let mut builder = RouteTableBuilder::default();
+        for path in &paths {
+            builder
+                .add_rule(HostMatch::Any, path.clone(), path.clone())
+                .expect("no conflict");
+        }
+        let table = builder.build();
+        let vhost = table.virtual_host("h").expect("hostless vhost");
+        let requests = [
+            "/", "/a", "/a/", "/a/b", "/a/b/", "/a/bc", "/a/bcd", "/a/b/c", "/a/b/c/", "/a//b",
+            "/x/y", "/x/y/z/w", "/b",
+        ];
+        for request in requests {
+            let scanned = vhost.rules().iter().find(|rule| rule.path.matches(request));
+            assert_eq!(vhost.route(request), scanned, "request {request}");
+        }
+    }
+
+    #[test]
+    fn map_keeps_structure_and_converts_targets() {
+        let table = table(&[("foo.com", PathMatch::prefix("/a"), "a")]);
+        let mapped = table.map(|target| target.len());
+        assert_eq!(
+            mapped
+                .route("foo.com", "/a/b")
+                .map(|selected| *selected.target()),
+            Some(1)
+        );
+    }
+}

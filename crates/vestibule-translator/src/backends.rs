@@ -1,0 +1,225 @@
+//! Service ports to ready endpoints, the way kube-proxy resolves them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+
+use k8s_openapi::api::core::v1::{Endpoints, Service, ServicePort};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use vestibule_resources::Snapshot;
+use vestibule_routing::{BackendId, Endpoint, ServicePortRef};
+
+use crate::rules::References;
+use crate::warning::{Warning, WarningReason};
+
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+type Key<'a> = (&'a str, &'a str);
+
+/// The objects of a snapshot indexed by namespace and (Service) name.
+struct Index<'a> {
+    services: HashMap<Key<'a>, &'a Service>,
+    slices: HashMap<Key<'a>, Vec<&'a EndpointSlice>>,
+    endpoints: HashMap<Key<'a>, &'a Endpoints>,
+}
+
+impl<'a> Index<'a> {
+    fn new(snapshot: &'a Snapshot) -> Self {
+        let key = |meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            (
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default(),
+            )
+        };
+        let mut slices: HashMap<Key<'a>, Vec<&'a EndpointSlice>> = HashMap::new();
+        for slice in &snapshot.endpoint_slices {
+            let service = slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|labels| labels.get(SERVICE_NAME_LABEL));
+            if let Some(service) = service {
+                let namespace = slice.metadata.namespace.as_deref().unwrap_or_default();
+                slices.entry((namespace, service)).or_default().push(slice);
+            }
+        }
+        Self {
+            services: snapshot
+                .services
+                .iter()
+                .map(|service| (key(&service.metadata), service.as_ref()))
+                .collect(),
+            slices,
+            endpoints: snapshot
+                .endpoints
+                .iter()
+                .map(|endpoints| (key(&endpoints.metadata), endpoints.as_ref()))
+                .collect(),
+        }
+    }
+}
+
+/// Why a backend has no endpoints.
+enum Unresolved {
+    ServiceNotFound,
+    PortNotFound,
+}
+
+/// Resolves every referenced backend; a backend that cannot be resolved, or has no ready
+/// endpoint, maps to an empty list (the data plane answers 503) and a warning on each Ingress
+/// that refers to it.
+pub(crate) fn resolve(
+    snapshot: &Snapshot,
+    references: &References,
+    warnings: &mut Vec<Warning>,
+) -> BTreeMap<BackendId, Vec<Endpoint>> {
+    let index = Index::new(snapshot);
+    let mut backends = BTreeMap::new();
+    for (id, referrers) in references {
+        let resolved = resolve_one(&index, id);
+        let problem = match &resolved {
+            Ok(endpoints) if endpoints.is_empty() => Some((
+                WarningReason::NoReadyEndpoints,
+                format!(
+                    "Service {} has no ready endpoint for port {}; its routes answer 503",
+                    id.service, id.port
+                ),
+            )),
+            Ok(_) => None,
+            Err(Unresolved::ServiceNotFound) => Some((
+                WarningReason::ServiceNotFound,
+                format!(
+                    "Service {} not found in namespace {}; its routes answer 503",
+                    id.service, id.namespace
+                ),
+            )),
+            Err(Unresolved::PortNotFound) => Some((
+                WarningReason::ServicePortNotFound,
+                format!(
+                    "Service {} has no port {}; its routes answer 503",
+                    id.service, id.port
+                ),
+            )),
+        };
+        if let Some((reason, message)) = problem {
+            warnings.extend(referrers.iter().map(|ingress| Warning {
+                ingress: ingress.clone(),
+                reason,
+                message: message.clone(),
+            }));
+        }
+        backends.insert(id.clone(), resolved.unwrap_or_default());
+    }
+    backends
+}
+
+fn resolve_one(index: &Index<'_>, id: &BackendId) -> Result<Vec<Endpoint>, Unresolved> {
+    let key = (id.namespace.as_str(), id.service.as_str());
+    let service = index
+        .services
+        .get(&key)
+        .ok_or(Unresolved::ServiceNotFound)?;
+    let spec = service.spec.as_ref();
+    let ports = spec
+        .and_then(|spec| spec.ports.as_deref())
+        .unwrap_or_default();
+    let port = ports.iter().find(|port| match &id.port {
+        ServicePortRef::Number(number) => port.port == i32::from(*number),
+        ServicePortRef::Name(name) => port.name.as_deref() == Some(name.as_str()),
+    });
+    if spec.and_then(|spec| spec.type_.as_deref()) == Some("ExternalName") {
+        let host = spec
+            .and_then(|spec| spec.external_name.clone())
+            .unwrap_or_default();
+        let number = match (port, &id.port) {
+            (Some(port), _) => u16::try_from(port.port).ok(),
+            (None, ServicePortRef::Number(number)) => Some(*number),
+            (None, ServicePortRef::Name(_)) => None,
+        };
+        let number = number.ok_or(Unresolved::PortNotFound)?;
+        return Ok(if host.is_empty() {
+            Vec::new()
+        } else {
+            vec![Endpoint::Name { host, port: number }]
+        });
+    }
+    let port = port.ok_or(Unresolved::PortNotFound)?;
+    Ok(match index.slices.get(&key) {
+        Some(slices) => from_slices(slices, port),
+        None => index
+            .endpoints
+            .get(&key)
+            .map(|endpoints| from_endpoints(endpoints, port))
+            .unwrap_or_default(),
+    })
+}
+
+/// Whether an endpoint port serves a Service port: they carry the same name (both unnamed when
+/// the Service has a single unnamed port).
+fn same_port_name(endpoint_port: Option<&str>, service_port: &ServicePort) -> bool {
+    endpoint_port.unwrap_or_default() == service_port.name.as_deref().unwrap_or_default()
+}
+
+fn from_slices(slices: &[&EndpointSlice], service_port: &ServicePort) -> Vec<Endpoint> {
+    let mut found = BTreeSet::new();
+    for slice in slices {
+        let port = slice
+            .ports
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|port| same_port_name(port.name.as_deref(), service_port))
+            .and_then(|port| port.port)
+            .and_then(|port| u16::try_from(port).ok());
+        let Some(port) = port else { continue };
+        let fqdn = slice.address_type == "FQDN";
+        for endpoint in &slice.endpoints {
+            let ready = endpoint
+                .conditions
+                .as_ref()
+                .and_then(|conditions| conditions.ready)
+                .unwrap_or(true);
+            if !ready {
+                continue;
+            }
+            for address in &endpoint.addresses {
+                if let Some(endpoint) = to_endpoint(address, port, fqdn) {
+                    found.insert(endpoint);
+                }
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+fn from_endpoints(endpoints: &Endpoints, service_port: &ServicePort) -> Vec<Endpoint> {
+    let mut found = BTreeSet::new();
+    for subset in endpoints.subsets.as_deref().unwrap_or_default() {
+        let port = subset
+            .ports
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|port| same_port_name(port.name.as_deref(), service_port))
+            .and_then(|port| u16::try_from(port.port).ok());
+        let Some(port) = port else { continue };
+        for address in subset.addresses.as_deref().unwrap_or_default() {
+            if let Some(endpoint) = to_endpoint(&address.ip, port, false) {
+                found.insert(endpoint);
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+fn to_endpoint(address: &str, port: u16, fqdn: bool) -> Option<Endpoint> {
+    if fqdn {
+        return Some(Endpoint::Name {
+            host: address.to_owned(),
+            port,
+        });
+    }
+    address
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| Endpoint::Socket(SocketAddr::new(ip, port)))
+}

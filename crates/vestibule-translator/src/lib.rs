@@ -1,0 +1,66 @@
+//! Translation of a resource [`Snapshot`] into what the data plane serves.
+//!
+//! [`translate`] is a pure function: no I/O, no clock, no panics. It is applied as ordered steps:
+//! select the Ingresses that are ours, order them by age, add their rules to a routing table
+//! (first come first kept), then resolve every referenced Service port to its ready endpoints.
+
+mod backends;
+mod class;
+mod rules;
+mod warning;
+
+use std::collections::BTreeMap;
+
+use vestibule_resources::Snapshot;
+use vestibule_routing::{BackendId, Endpoint, IngressRef, Route, RouteTable};
+
+pub use class::CONTROLLER_NAME;
+pub use warning::{Warning, WarningReason};
+
+/// Settings that change how a snapshot is translated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The class this controller serves (`--ingress-class`).
+    pub ingress_class: String,
+    /// Serve Ingresses that name no class at all (`--watch-ingress-without-class`).
+    pub watch_ingress_without_class: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            ingress_class: "vestibule".to_owned(),
+            watch_ingress_without_class: false,
+        }
+    }
+}
+
+/// Everything a translation produces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// The routing table.
+    pub routes: RouteTable<Route>,
+    /// The ready endpoints of every backend the table refers to; empty when none is ready.
+    pub backends: BTreeMap<BackendId, Vec<Endpoint>>,
+    /// The Ingresses this controller serves, oldest first.
+    pub ingresses: Vec<IngressRef>,
+    /// What was wrong, per Ingress, in the order found.
+    pub warnings: Vec<Warning>,
+}
+
+/// Translates a snapshot into a routing table, backends, the Ingresses served and warnings.
+pub fn translate(snapshot: &Snapshot, options: &Options) -> Translation {
+    let mut warnings = Vec::new();
+    let ingresses = class::select_ours(snapshot, options);
+    let (routes, referenced) = rules::build_table(&ingresses, &mut warnings);
+    let backends = backends::resolve(snapshot, &referenced, &mut warnings);
+    Translation {
+        routes,
+        backends,
+        ingresses: ingresses
+            .iter()
+            .map(|ingress| rules::ingress_ref(ingress))
+            .collect(),
+        warnings,
+    }
+}

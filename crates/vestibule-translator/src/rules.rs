@@ -1,0 +1,192 @@
+//! Ingress rules and default backends into a routing table.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use vestibule_routing::{
+    BackendId, HostMatch, IngressRef, PathMatch, Route, RouteTable, RouteTableBuilder,
+    ServicePortRef,
+};
+
+use crate::warning::{Warning, WarningReason};
+
+/// The Ingresses that refer to each backend, in order of first reference.
+pub(crate) type References = BTreeMap<BackendId, Vec<IngressRef>>;
+
+/// The namespace and name of an Ingress.
+pub(crate) fn ingress_ref(ingress: &Ingress) -> IngressRef {
+    IngressRef {
+        namespace: ingress.metadata.namespace.clone().unwrap_or_default(),
+        name: ingress.metadata.name.clone().unwrap_or_default(),
+    }
+}
+
+/// Adds the rules of `ingresses`, in the order given, to a new table; the first Ingress to
+/// claim a host, path and path type keeps it.
+pub(crate) fn build_table(
+    ingresses: &[Arc<Ingress>],
+    warnings: &mut Vec<Warning>,
+) -> (RouteTable<Route>, References) {
+    let mut builder = RouteTableBuilder::default();
+    let mut references = References::new();
+    for ingress in ingresses {
+        let mut adder = IngressRules {
+            ingress: ingress_ref(ingress),
+            builder: &mut builder,
+            references: &mut references,
+            warnings,
+        };
+        adder.add(ingress);
+    }
+    (builder.build(), references)
+}
+
+struct IngressRules<'a> {
+    ingress: IngressRef,
+    builder: &'a mut RouteTableBuilder<Route>,
+    references: &'a mut References,
+    warnings: &'a mut Vec<Warning>,
+}
+
+impl IngressRules<'_> {
+    fn warn(&mut self, reason: WarningReason, message: String) {
+        self.warnings.push(Warning {
+            ingress: self.ingress.clone(),
+            reason,
+            message,
+        });
+    }
+
+    fn add(&mut self, ingress: &Ingress) {
+        let Some(spec) = &ingress.spec else {
+            return self.warn(
+                WarningReason::NothingToRoute,
+                "has no spec, so it routes nothing".to_owned(),
+            );
+        };
+        let rules = spec.rules.as_deref().unwrap_or_default();
+        if rules.is_empty() && spec.default_backend.is_none() {
+            self.warn(
+                WarningReason::NothingToRoute,
+                "has neither rules nor a default backend, so it routes nothing".to_owned(),
+            );
+        }
+        if let Some(backend) = &spec.default_backend
+            && let Some(route) = self.route_to(backend, "the default backend")
+        {
+            let backend = route.backend.clone();
+            match self.builder.set_default_backend(route) {
+                Ok(()) => self.reference(backend),
+                Err(kept) => {
+                    let message = format!(
+                        "the default backend is already set by the older Ingress {}; this one is ignored",
+                        kept.ingress
+                    );
+                    self.warn(WarningReason::Conflict, message);
+                }
+            }
+        }
+        for rule in rules {
+            let host_text = rule.host.as_deref().unwrap_or_default();
+            let host = match HostMatch::parse(host_text) {
+                Ok(host) => host,
+                Err(error) => {
+                    self.warn(WarningReason::InvalidRule, format!("{error}; rule ignored"));
+                    continue;
+                }
+            };
+            let paths = rule.http.as_ref().map(|http| http.paths.as_slice());
+            for http_path in paths.unwrap_or_default() {
+                let path_text = http_path.path.as_deref().unwrap_or("/");
+                let Some(path) = self.path_match(path_text, &http_path.path_type) else {
+                    continue;
+                };
+                let place = format!("host {host} path {path}");
+                let Some(route) = self.route_to(&http_path.backend, &place) else {
+                    continue;
+                };
+                let backend = route.backend.clone();
+                match self.builder.add_rule(host.clone(), path, route) {
+                    Ok(()) => self.reference(backend),
+                    Err(kept) => {
+                        let message = format!(
+                            "{place} is already served by the older Ingress {}; this rule is ignored",
+                            kept.ingress
+                        );
+                        self.warn(WarningReason::Conflict, message);
+                    }
+                }
+            }
+        }
+    }
+
+    fn path_match(&mut self, path: &str, path_type: &str) -> Option<PathMatch> {
+        if !path.starts_with('/') {
+            let message = format!("path {path:?} must begin with '/'; path ignored");
+            self.warn(WarningReason::InvalidRule, message);
+            return None;
+        }
+        match path_type {
+            "Exact" => Some(PathMatch::exact(path)),
+            "Prefix" | "ImplementationSpecific" | "" => Some(PathMatch::prefix(path)),
+            other => {
+                let message = format!(
+                    "path {path:?} has pathType {other:?}; expected Exact, Prefix or ImplementationSpecific; path ignored"
+                );
+                self.warn(WarningReason::InvalidRule, message);
+                None
+            }
+        }
+    }
+
+    /// Records that a rule kept in the table leads to `backend`.
+    fn reference(&mut self, backend: BackendId) {
+        let referrers = self.references.entry(backend).or_default();
+        if !referrers.contains(&self.ingress) {
+            referrers.push(self.ingress.clone());
+        }
+    }
+
+    fn route_to(&mut self, backend: &IngressBackend, place: &str) -> Option<Route> {
+        let Some(service) = &backend.service else {
+            let message = match &backend.resource {
+                Some(resource) => format!(
+                    "{place} refers to a {} resource; only Service backends are supported",
+                    resource.kind
+                ),
+                None => format!("{place} names no backend service"),
+            };
+            self.warn(WarningReason::UnsupportedBackend, message);
+            return None;
+        };
+        let port =
+            service
+                .port
+                .as_ref()
+                .and_then(|port| match (port.number, port.name.as_deref()) {
+                    (Some(number), _) => u16::try_from(number).ok().map(ServicePortRef::Number),
+                    (None, Some(name)) if !name.is_empty() => {
+                        Some(ServicePortRef::Name(name.to_owned()))
+                    }
+                    _ => None,
+                });
+        let Some(port) = port else {
+            let message = format!(
+                "{place} refers to Service {} without a valid port number or name",
+                service.name
+            );
+            self.warn(WarningReason::UnsupportedBackend, message);
+            return None;
+        };
+        let id = BackendId {
+            namespace: self.ingress.namespace.clone(),
+            service: service.name.clone(),
+            port,
+        };
+        Some(Route {
+            backend: id,
+            ingress: self.ingress.clone(),
+        })
+    }
+}

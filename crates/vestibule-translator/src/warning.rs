@@ -1,0 +1,62 @@
+//! What the translator reports about an Ingress it serves.
+
+use std::fmt;
+
+use vestibule_routing::IngressRef;
+
+/// Why a warning was raised; its name is the Kubernetes Event reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WarningReason {
+    /// A rule's host, path or path type is invalid; the rule is ignored.
+    InvalidRule,
+    /// A backend that is not a Service (a `resource` backend, or none at all).
+    UnsupportedBackend,
+    /// The referenced Service does not exist in the Ingress's namespace.
+    ServiceNotFound,
+    /// The Service exists but has no such port.
+    ServicePortNotFound,
+    /// The Service has no ready endpoint.
+    NoReadyEndpoints,
+    /// An older Ingress already serves the same host, path and path type (or default backend).
+    Conflict,
+    /// The Ingress has neither rules nor a default backend.
+    NothingToRoute,
+}
+
+impl WarningReason {
+    /// The reason as a Kubernetes Event reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRule => "InvalidRule",
+            Self::UnsupportedBackend => "UnsupportedBackend",
+            Self::ServiceNotFound => "ServiceNotFound",
+            Self::ServicePortNotFound => "ServicePortNotFound",
+            Self::NoReadyEndpoints => "NoReadyEndpoints",
+            Self::Conflict => "Conflict",
+            Self::NothingToRoute => "NothingToRoute",
+        }
+    }
+}
+
+/// One problem found in one Ingress.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Warning {
+    /// The Ingress concerned.
+    pub ingress: IngressRef,
+    /// Why.
+    pub reason: WarningReason,
+    /// A sentence for operators.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Ingress {}: {}: {}",
+            self.ingress,
+            self.reason.as_str(),
+            self.message
+        )
+    }
+}

@@ -1,0 +1,118 @@
+//! Table-driven translator tests: each `cases/NAME.yaml` holds manifests, and `cases/NAME.golden`
+//! the expected translation. `# options:` lines in the YAML set translator options, `# probe: HOST
+//! PATH` lines route a request through the result. Run with `UPDATE_GOLDEN=1` to rewrite the
+//! golden files after an intended change, and review the diff.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use vestibule_resources::{ManifestFormat, Snapshot, decode_manifest};
+use vestibule_routing::Selected;
+use vestibule_translator::{Options, Translation, translate};
+
+fn options_from(text: &str) -> Options {
+    let mut options = Options::default();
+    for line in text.lines() {
+        let Some(settings) = line.strip_prefix("# options:") else {
+            continue;
+        };
+        for setting in settings.split_whitespace() {
+            match setting.split_once('=') {
+                None if setting == "watch-ingress-without-class" => {
+                    options.watch_ingress_without_class = true;
+                }
+                Some(("ingress-class", class)) => options.ingress_class = class.to_owned(),
+                _ => panic!("unknown option {setting}"),
+            }
+        }
+    }
+    options
+}
+
+fn render(translation: &Translation, probes: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let served: Vec<String> = translation
+        .ingresses
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    writeln!(out, "ingresses: {}", served.join(", ")).unwrap();
+    for vhost in translation.routes.virtual_hosts() {
+        for rule in vhost.rules() {
+            let route = &rule.target;
+            writeln!(
+                out,
+                "route {} {} -> {} (from {})",
+                vhost.host(),
+                rule.path,
+                route.backend,
+                route.ingress
+            )
+            .unwrap();
+        }
+    }
+    if let Some(route) = translation.routes.default_backend() {
+        writeln!(out, "default -> {} (from {})", route.backend, route.ingress).unwrap();
+    }
+    for (backend, endpoints) in &translation.backends {
+        let endpoints: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
+        let endpoints = if endpoints.is_empty() {
+            "(none)".to_owned()
+        } else {
+            endpoints.join(", ")
+        };
+        writeln!(out, "backend {backend} = {endpoints}").unwrap();
+    }
+    for warning in &translation.warnings {
+        writeln!(out, "warning {warning}").unwrap();
+    }
+    for (host, path) in probes {
+        let answer = match translation.routes.route(host, path) {
+            Some(Selected::Rule(rule)) => format!("{} via {}", rule.target.backend, rule.path),
+            Some(Selected::DefaultBackend(route)) => format!("{} via default", route.backend),
+            None => "404".to_owned(),
+        };
+        writeln!(out, "probe {host} {path} -> {answer}").unwrap();
+    }
+    out
+}
+
+#[test]
+fn golden_cases() {
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut inputs: Vec<_> = std::fs::read_dir(&cases)
+        .expect("cases directory")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    inputs.sort();
+    assert!(!inputs.is_empty(), "no cases found");
+    let mut failures = Vec::new();
+    for input in inputs {
+        let text = std::fs::read_to_string(&input).expect("readable case");
+        let objects = decode_manifest(&text, ManifestFormat::Yaml)
+            .unwrap_or_else(|error| panic!("{}: {error}", input.display()));
+        let (snapshot, duplicates) = Snapshot::from_objects(objects);
+        assert!(duplicates.is_empty(), "{}: duplicates", input.display());
+        let probes: Vec<(&str, &str)> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# probe:"))
+            .map(|probe| probe.trim().split_once(' ').expect("probe: HOST PATH"))
+            .collect();
+        let actual = render(&translate(&snapshot, &options_from(&text)), &probes);
+        let golden = input.with_extension("golden");
+        if update {
+            std::fs::write(&golden, &actual).expect("golden written");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&golden).unwrap_or_default();
+        if actual != expected {
+            failures.push(format!(
+                "{}\n--- expected\n{expected}--- actual\n{actual}",
+                input.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
