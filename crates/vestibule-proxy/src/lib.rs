@@ -1,1 +1,22 @@
-//! placeholder
+//! The data plane: listeners, per-request routing, upstream pools and load balancing.
+//!
+//! The control plane publishes configuration through [`DataPlane::apply`]; listeners read it
+//! once per request. Nothing here knows about Kubernetes.
+
+mod admin;
+mod balancer;
+mod error;
+mod forward;
+mod handler;
+mod listener;
+mod plane;
+mod response;
+mod upstream;
+
+pub use admin::{Health, serve_admin};
+pub use balancer::{Balancer, RoundRobin};
+pub use error::{Fault, ProxyError};
+pub use listener::serve_http;
+pub use plane::{Applied, DataPlane, LiveTable, RouteTarget};
+pub use response::ResponseBody;
+pub use upstream::{Upstream, UpstreamEndpoint};

@@ -20,7 +20,7 @@ pub enum ManifestFormat {
 }
 
 /// Why manifest text could not be decoded. Names the document (counted from 0) where it can.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// The text is not well-formed YAML or JSON.
     #[error("document {document}: not valid {format}: {reason}")]

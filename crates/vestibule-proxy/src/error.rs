@@ -1,0 +1,108 @@
+//! Why a request could not be proxied, whose fault that was, and the status it is answered with.
+
+use std::error::Error as _;
+use std::sync::Arc;
+
+use http::StatusCode;
+use http::uri::Authority;
+use vestibule_routing::BackendId;
+
+/// Who caused a failed request: decides the status class and the log level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The client sent something we cannot serve.
+    Client,
+    /// The configuration leads nowhere usable (no endpoint, missing Service).
+    Configuration,
+    /// The backend failed.
+    Upstream,
+}
+
+/// A request the data plane answered itself instead of with a backend's response.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// An HTTP/1.1 request without `Host`.
+    #[error("request has no Host header")]
+    MissingHost,
+    /// No rule and no default backend matches.
+    #[error("no rule matches the request")]
+    NoRoute,
+    /// The backend has no ready endpoint.
+    #[error("backend {backend} has no ready endpoint")]
+    NoReadyEndpoint {
+        /// The backend.
+        backend: Arc<BackendId>,
+    },
+    /// The request target could not be re-addressed to the endpoint.
+    #[error("request target cannot be forwarded: {0}")]
+    InvalidTarget(#[from] http::Error),
+    /// Connecting to the endpoint timed out.
+    #[error("timed out connecting to {endpoint} of backend {backend}")]
+    UpstreamTimeout {
+        /// The backend.
+        backend: Arc<BackendId>,
+        /// The endpoint tried.
+        endpoint: Authority,
+    },
+    /// The endpoint refused the connection or failed before answering.
+    #[error("backend {backend} at {endpoint} failed: {reason}")]
+    UpstreamFailed {
+        /// The backend.
+        backend: Arc<BackendId>,
+        /// The endpoint tried.
+        endpoint: Authority,
+        /// The underlying error, with its causes.
+        reason: String,
+    },
+}
+
+impl ProxyError {
+    /// Classifies an upstream client error.
+    pub(crate) fn upstream(
+        backend: &Arc<BackendId>,
+        endpoint: Authority,
+        error: &hyper_util::client::legacy::Error,
+    ) -> Self {
+        let mut source = error.source();
+        let mut reason = error.to_string();
+        while let Some(cause) = source {
+            if cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            {
+                return Self::UpstreamTimeout {
+                    backend: backend.clone(),
+                    endpoint,
+                };
+            }
+            reason.push_str(": ");
+            reason.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Self::UpstreamFailed {
+            backend: backend.clone(),
+            endpoint,
+            reason,
+        }
+    }
+
+    /// Who caused it.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Self::MissingHost | Self::NoRoute | Self::InvalidTarget(_) => Fault::Client,
+            Self::NoReadyEndpoint { .. } => Fault::Configuration,
+            Self::UpstreamTimeout { .. } | Self::UpstreamFailed { .. } => Fault::Upstream,
+        }
+    }
+
+    /// The status the client is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingHost | Self::InvalidTarget(_) => StatusCode::BAD_REQUEST,
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::NoReadyEndpoint { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Rewriting headers between client and backend, as a reverse proxy must.
+
+use std::net::SocketAddr;
+
+use http::header::{CONNECTION, HOST, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1) that are never forwarded.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+    "trailer",
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Where a request came from and through which listener.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Origin {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The listener's port, as `X-Forwarded-Port` reports it.
+    pub port: u16,
+    /// `http` or `https`.
+    pub proto: &'static str,
+}
+
+/// The protocol an HTTP/1.1 request asks to upgrade to, when it asks with `Connection: upgrade`.
+pub(crate) fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|value| value.to_str().unwrap_or_default().split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(UPGRADE).cloned()).flatten()
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header names, and restores the
+/// pair needed to carry an upgrade.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|value| value.to_str().unwrap_or_default().split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if let Some(protocol) = upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, protocol);
+    }
+}
+
+/// Sets `Host` and the `X-Forwarded-*`, `X-Real-IP` and `X-Request-ID` headers a backend expects
+/// from an ingress controller.
+pub(crate) fn add_forwarding_headers(headers: &mut HeaderMap, host: &HeaderValue, origin: Origin) {
+    let client_ip = origin.peer.ip().to_string();
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::to_str) {
+        Some(Ok(previous)) if !previous.trim().is_empty() => format!("{previous}, {client_ip}"),
+        _ => client_ip.clone(),
+    };
+    let set = |headers: &mut HeaderMap, name: &HeaderName, value: String| {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(name.clone(), value);
+        }
+    };
+    headers.insert(HOST, host.clone());
+    set(headers, &X_FORWARDED_FOR, forwarded_for);
+    set(headers, &X_REAL_IP, client_ip);
+    set(headers, &X_FORWARDED_PORT, origin.port.to_string());
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(origin.proto),
+    );
+    headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+    if !headers.contains_key(&X_REQUEST_ID) {
+        set(
+            headers,
+            &X_REQUEST_ID,
+            format!("{:032x}", fastrand::u128(..)),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Origin {
+        Origin {
+            peer: "192.0.2.7:5555".parse().expect("address"),
+            port: 8080,
+            proto: "http",
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_go() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("te", HeaderValue::from_static("trailers"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers, None);
+        let names: Vec<_> = headers.keys().map(|name| name.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
+    }
+
+    #[test]
+    fn upgrades_keep_their_pair() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        let upgrade = requested_upgrade(&headers);
+        assert_eq!(upgrade, Some(HeaderValue::from_static("websocket")));
+        strip_hop_by_hop(&mut headers, upgrade);
+        assert_eq!(headers[CONNECTION], "upgrade");
+        assert_eq!(headers[UPGRADE], "websocket");
+    }
+
+    #[test]
+    fn forwarding_headers_append_and_set() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.1"));
+        headers.insert("x-real-ip", HeaderValue::from_static("spoofed"));
+        add_forwarding_headers(
+            &mut headers,
+            &HeaderValue::from_static("shop.example:8080"),
+            origin(),
+        );
+        assert_eq!(headers["x-forwarded-for"], "203.0.113.1, 192.0.2.7");
+        assert_eq!(headers["x-real-ip"], "192.0.2.7");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-host"], "shop.example:8080");
+        assert_eq!(headers["x-forwarded-port"], "8080");
+        assert_eq!(headers["host"], "shop.example:8080");
+        assert_eq!(headers["x-request-id"].len(), 32);
+    }
+
+    #[test]
+    fn an_existing_request_id_is_kept() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id", HeaderValue::from_static("abc"));
+        add_forwarding_headers(&mut headers, &HeaderValue::from_static("h"), origin());
+        assert_eq!(headers["x-request-id"], "abc");
+    }
+}

@@ -1,0 +1,210 @@
+//! The one point where the control plane hands configuration to the data plane.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwap;
+use vestibule_routing::{BackendId, Endpoint, Route, RouteTable};
+
+use crate::upstream::Upstream;
+
+/// What a matched rule leads to in the data plane.
+#[derive(Debug)]
+pub struct RouteTarget {
+    /// The route as the translator produced it.
+    pub route: Route,
+    /// The live upstream of the route's backend.
+    pub upstream: Arc<Upstream>,
+}
+
+/// The routing table the data plane serves from.
+pub type LiveTable = RouteTable<Arc<RouteTarget>>;
+
+/// What one [`DataPlane::apply`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// Whether a new routing table was published.
+    pub routes_changed: bool,
+    /// How many backends got a new endpoint set.
+    pub endpoint_sets_changed: usize,
+}
+
+/// Control-side bookkeeping, touched only when configuration is applied.
+#[derive(Default)]
+struct Registry {
+    routes: Option<RouteTable<Route>>,
+    upstreams: HashMap<BackendId, Arc<Upstream>>,
+}
+
+/// The live configuration: listeners read it once per request, the control plane replaces it.
+///
+/// In-flight requests keep the table and upstream they started with; new requests see the new
+/// configuration as soon as [`apply`](Self::apply) returns.
+pub struct DataPlane {
+    table: ArcSwap<LiveTable>,
+    registry: Mutex<Registry>,
+}
+
+impl Default for DataPlane {
+    fn default() -> Self {
+        Self {
+            table: ArcSwap::from_pointee(LiveTable::default()),
+            registry: Mutex::default(),
+        }
+    }
+}
+
+impl DataPlane {
+    /// The table requests are routed by now.
+    pub fn table(&self) -> arc_swap::Guard<Arc<LiveTable>> {
+        self.table.load()
+    }
+
+    /// Makes `routes` and `backends` live. Backends keep their upstream (and its balancer state)
+    /// across calls; only backends whose endpoints changed get a new endpoint set, and the table
+    /// is rebuilt only when the routes themselves changed.
+    pub fn apply(
+        &self,
+        routes: &RouteTable<Route>,
+        backends: &BTreeMap<BackendId, Vec<Endpoint>>,
+    ) -> Applied {
+        let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut applied = Applied::default();
+        for (id, endpoints) in backends {
+            match registry.upstreams.get(id) {
+                Some(upstream) => {
+                    if upstream.set_endpoints(endpoints) {
+                        applied.endpoint_sets_changed += 1;
+                    }
+                }
+                None => {
+                    let upstream = Arc::new(Upstream::new(id.clone(), endpoints));
+                    registry.upstreams.insert(id.clone(), upstream);
+                    applied.endpoint_sets_changed += 1;
+                }
+            }
+        }
+        if registry.routes.as_ref() != Some(routes) {
+            let upstreams = &registry.upstreams;
+            let live = routes.map(|route| {
+                let upstream = upstreams
+                    .get(&route.backend)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Upstream::new(route.backend.clone(), &[])));
+                Arc::new(RouteTarget {
+                    route: route.clone(),
+                    upstream,
+                })
+            });
+            self.table.store(Arc::new(live));
+            registry.routes = Some(routes.clone());
+            applied.routes_changed = true;
+        }
+        registry.upstreams.retain(|id, _| backends.contains_key(id));
+        applied
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vestibule_routing::{HostMatch, IngressRef, PathMatch, RouteTableBuilder, ServicePortRef};
+
+    fn backend(name: &str) -> BackendId {
+        BackendId {
+            namespace: "default".into(),
+            service: name.into(),
+            port: ServicePortRef::Number(80),
+        }
+    }
+
+    fn routes(paths: &[(&str, &str)]) -> RouteTable<Route> {
+        let mut builder = RouteTableBuilder::default();
+        for (path, service) in paths {
+            let route = Route {
+                backend: backend(service),
+                ingress: IngressRef {
+                    namespace: "default".into(),
+                    name: "ing".into(),
+                },
+            };
+            builder
+                .add_rule(HostMatch::Any, PathMatch::prefix(path), route)
+                .expect("no conflict");
+        }
+        builder.build()
+    }
+
+    fn endpoints(list: &[(&str, &str)]) -> BTreeMap<BackendId, Vec<Endpoint>> {
+        let mut map: BTreeMap<BackendId, Vec<Endpoint>> = BTreeMap::new();
+        for (service, addr) in list {
+            let entry = map.entry(backend(service)).or_default();
+            if !addr.is_empty() {
+                entry.push(Endpoint::Socket(addr.parse().expect("socket address")));
+            }
+        }
+        map
+    }
+
+    fn picked(plane: &DataPlane, path: &str) -> Option<String> {
+        let table = plane.table();
+        let target = table.route("any.host", path)?.target().clone();
+        target
+            .upstream
+            .pick()
+            .map(|authority| authority.to_string())
+    }
+
+    #[test]
+    fn endpoint_changes_do_not_rebuild_the_table() {
+        let plane = DataPlane::default();
+        let table = routes(&[("/", "web")]);
+        let first = plane.apply(&table, &endpoints(&[("web", "10.0.0.1:80")]));
+        assert!(first.routes_changed);
+        let before = Arc::as_ptr(&plane.table());
+        let second = plane.apply(&table, &endpoints(&[("web", "10.0.0.2:80")]));
+        assert_eq!(
+            second,
+            Applied {
+                routes_changed: false,
+                endpoint_sets_changed: 1
+            }
+        );
+        assert_eq!(Arc::as_ptr(&plane.table()), before);
+        assert_eq!(picked(&plane, "/"), Some("10.0.0.2:80".into()));
+    }
+
+    #[test]
+    fn route_changes_publish_a_new_table_and_keep_upstreams() {
+        let plane = DataPlane::default();
+        plane.apply(
+            &routes(&[("/", "web")]),
+            &endpoints(&[("web", "10.0.0.1:80")]),
+        );
+        let web_before = plane
+            .table()
+            .route("h", "/")
+            .map(|selected| selected.target().upstream.clone())
+            .expect("route");
+        let applied = plane.apply(
+            &routes(&[("/", "web"), ("/api", "api")]),
+            &endpoints(&[("web", "10.0.0.1:80"), ("api", "10.0.0.9:80")]),
+        );
+        assert!(applied.routes_changed);
+        assert_eq!(applied.endpoint_sets_changed, 1);
+        let web_after = plane
+            .table()
+            .route("h", "/")
+            .map(|selected| selected.target().upstream.clone())
+            .expect("route");
+        assert!(Arc::ptr_eq(&web_before, &web_after));
+        assert_eq!(picked(&plane, "/api/x"), Some("10.0.0.9:80".into()));
+    }
+
+    #[test]
+    fn backends_without_endpoints_pick_nothing() {
+        let plane = DataPlane::default();
+        plane.apply(&routes(&[("/", "web")]), &endpoints(&[("web", "")]));
+        assert_eq!(picked(&plane, "/"), None);
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `vestibule` binary on loopback, real echo backends, real
+//! HTTP/1.1, HTTP/2 and WebSocket clients.
+
+mod bad_input;
+mod proxying;
+mod reload;
+mod routing;
+mod support;

@@ -1,0 +1,345 @@
+//! Shared pieces of the end-to-end tests: the real `vestibule` binary on loopback, real echo
+//! backends, real HTTP clients, and manifests written to a temporary directory.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// How long any eventually-true condition may take before a test gives up.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+/// A running `vestibule serve`, stopped when dropped.
+pub struct Vestibule {
+    child: Child,
+    /// The plain HTTP listener.
+    pub http: SocketAddr,
+    /// The admin listener.
+    pub admin: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Vestibule {
+    /// Starts `vestibule serve --manifests DIR` on loopback ports and waits until it listens.
+    pub fn start(manifests: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+            .args(["serve", "--manifests"])
+            .arg(manifests)
+            .args(["--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+            .args(["--workers", "2", "--log-level", "debug"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("vestibule starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (addrs_tx, addrs_rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("listening") {
+                    let kind = field(&line, "kind=").unwrap_or_default();
+                    if let Some(addr) = field(&line, "addr=").and_then(|a| a.parse().ok()) {
+                        let _ = addrs_tx.send((kind, addr));
+                    }
+                }
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        let (mut http, mut admin) = (None, None);
+        while http.is_none() || admin.is_none() {
+            let (kind, addr) = addrs_rx
+                .recv_timeout(PATIENCE)
+                .unwrap_or_else(|_| panic!("vestibule did not start: {:?}", log.lock()));
+            match kind.as_str() {
+                "\"http\"" | "http" => http = Some(addr),
+                "\"admin\"" | "admin" => admin = Some(addr),
+                _ => {}
+            }
+        }
+        let http = http.expect("http address");
+        let admin = admin.expect("admin address");
+        Self {
+            child,
+            http,
+            admin,
+            log,
+        }
+    }
+
+    /// The log lines written so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// Waits until a log line contains `text`; panics with the log after [`PATIENCE`].
+    pub async fn wait_for_log(&self, text: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(line) = self.log().into_iter().find(|line| line.contains(text)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line contains {text:?}:\n{}",
+                self.log().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        let url = format!("http://{}/readyz", self.admin);
+        eventually(|| async { get(&url, &[]).await.map(|r| r.status) == Some(200) }).await;
+    }
+}
+
+impl Drop for Vestibule {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field(line: &str, name: &str) -> Option<String> {
+    let start = line.find(name)? + name.len();
+    let rest = &line[start..];
+    let end = rest.find(' ').unwrap_or(rest.len());
+    Some(rest[..end].to_owned())
+}
+
+/// Starts an echo backend named `name` on a loopback port, for the life of the test runtime.
+pub async fn echo_backend(name: &str) -> SocketAddr {
+    echo_backend_at("127.0.0.1:0".parse().expect("address"), name).await
+}
+
+/// Starts an echo backend named `name` on `addr`.
+pub async fn echo_backend_at(addr: SocketAddr, name: &str) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(vestibule_echo::serve(listener, name.to_owned()));
+    addr
+}
+
+/// Echo backends named `names` on the same port of 127.0.0.1, 127.0.0.2, ..., so that one
+/// EndpointSlice port can list them all.
+pub async fn echo_backends(names: &[&str]) -> Vec<SocketAddr> {
+    let first = echo_backend(names[0]).await;
+    let mut addrs = vec![first];
+    for (index, name) in names.iter().enumerate().skip(1) {
+        let ip = std::net::Ipv4Addr::new(127, 0, 0, 1 + index as u8);
+        addrs.push(echo_backend_at(SocketAddr::new(ip.into(), first.port()), name).await);
+    }
+    addrs
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The headers.
+    pub headers: http::HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The body as JSON (an echo backend's description of the request).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The name of the echo backend that answered.
+    pub fn backend(&self) -> String {
+        self.json()["name"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// An HTTP/1.1 client with keep-alive.
+pub fn http1_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// One cleartext HTTP/2 connection (prior knowledge) to the proxy. Requests carry their host
+/// in `:authority`, taken from the request URI (`http://host/path`).
+#[derive(Clone)]
+pub struct Http2 {
+    sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+}
+
+impl Http2 {
+    /// Connects to `proxy`.
+    pub async fn connect(proxy: SocketAddr) -> Self {
+        let stream = tokio::net::TcpStream::connect(proxy)
+            .await
+            .expect("connect");
+        let (sender, connection) = hyper::client::conn::http2::handshake(
+            TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("HTTP/2 handshake");
+        tokio::spawn(connection);
+        Self { sender }
+    }
+
+    /// Sends a request on a new stream and reads the whole answer.
+    pub async fn send(&self, request: http::Request<Full<Bytes>>) -> Option<Answer> {
+        let mut sender = self.sender.clone();
+        sender.ready().await.ok()?;
+        let response = sender.send_request(request).await.ok()?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.ok()?.to_bytes();
+        Some(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// GET `path` on `host`.
+    pub async fn get(&self, host: &str, path: &str) -> Option<Answer> {
+        let request = http::Request::get(format!("http://{host}{path}"))
+            .body(Full::default())
+            .expect("request");
+        self.send(request).await
+    }
+}
+
+/// Sends a request and reads the whole answer; `None` if the connection failed.
+pub async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    request: http::Request<Full<Bytes>>,
+) -> Option<Answer> {
+    let response = client.request(request).await.ok()?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    Some(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// GET `url` over HTTP/1.1 with extra headers (e.g. `Host`).
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> Option<Answer> {
+    let mut request = http::Request::get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    send(
+        &http1_client(),
+        request.body(Full::default()).expect("request"),
+    )
+    .await
+}
+
+/// GET `path` on `host` through the proxy at `proxy`, on a new connection.
+pub async fn get_via(proxy: SocketAddr, host: &str, path: &str) -> Option<Answer> {
+    get_with(&http1_client(), proxy, host, path).await
+}
+
+/// GET `path` on `host` through the proxy at `proxy` with `client`, reusing its connections.
+pub async fn get_with(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    proxy: SocketAddr,
+    host: &str,
+    path: &str,
+) -> Option<Answer> {
+    let request = http::Request::get(format!("http://{proxy}{path}"))
+        .header("host", host)
+        .body(Full::default())
+        .expect("request");
+    send(client, request).await
+}
+
+/// Polls `check` until it holds; panics after [`PATIENCE`].
+pub async fn eventually<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(Instant::now() < deadline, "condition not met in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A temporary manifest directory.
+pub struct Manifests {
+    dir: tempfile::TempDir,
+}
+
+impl Manifests {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes (or replaces) a file atomically, as kubectl-style tools and editors do.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        let staging = self.dir.path().join(format!(".{name}.tmp"));
+        std::fs::write(&staging, text).expect("write manifest");
+        std::fs::rename(&staging, &path).expect("rename manifest");
+        path
+    }
+
+    /// Removes a file.
+    pub fn remove(&self, name: &str) {
+        std::fs::remove_file(self.dir.path().join(name)).expect("remove manifest");
+    }
+}
+
+/// A Service named `name` on port 80 with one ready endpoint per address in `backends`.
+pub fn service(name: &str, backends: &[SocketAddr]) -> String {
+    let endpoints: Vec<String> = backends
+        .iter()
+        .map(|addr| format!("  - addresses: [\"{}\"]\n", addr.ip()))
+        .collect();
+    let port = backends.first().map_or(8080, SocketAddr::port);
+    assert!(
+        backends.iter().all(|addr| addr.port() == port),
+        "one slice port per service: give backends the same port or use several services"
+    );
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  ports: [{{name: http, port: 80, targetPort: http}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-1, labels: {{kubernetes.io/service-name: {name}}}}}\naddressType: IPv4\nports: [{{name: http, port: {port}}}]\nendpoints:\n{}",
+        endpoints.concat()
+    )
+}
+
+/// An Ingress of class `vestibule` with one rule per `(host, path, pathType, service)`.
+pub fn ingress(name: &str, rules: &[(&str, &str, &str, &str)]) -> String {
+    let mut text = format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}}}\nspec:\n  ingressClassName: vestibule\n  rules:\n"
+    );
+    for (host, path, path_type, service) in rules {
+        text.push_str(&format!(
+            "  - host: \"{host}\"\n    http:\n      paths:\n      - {{path: \"{path}\", pathType: {path_type}, backend: {{service: {{name: {service}, port: {{number: 80}}}}}}}}\n"
+        ));
+    }
+    text
+}
