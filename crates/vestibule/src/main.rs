@@ -37,7 +37,6 @@ fn main() -> anyhow::Result<()> {
                 let listener = tokio::net::TcpListener::bind(args.listen)
                     .await
                     .with_context(|| format!("cannot listen on {}", args.listen))?;
-                tracing::info!(addr = %args.listen, name = %args.name, "echo backend listening");
                 vestibule_echo::serve(listener, args.name).await?;
                 Ok(())
             }

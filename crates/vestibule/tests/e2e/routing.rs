@@ -223,3 +223,20 @@ async fn admin_endpoints_live_apart_from_traffic() {
         .expect("answer");
     assert_eq!(on_traffic_port.status, 404);
 }
+
+#[tokio::test]
+async fn the_quickstart_examples_load_without_warnings() {
+    let examples =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart");
+    let vestibule = Vestibule::start(&examples, &[]);
+    vestibule.wait_ready().await;
+    vestibule
+        .wait_for_log("configuration applied ingresses=1 backends=2")
+        .await;
+    let warnings: Vec<_> = vestibule
+        .log()
+        .into_iter()
+        .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}
