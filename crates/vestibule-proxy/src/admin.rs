@@ -10,7 +10,10 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
-use crate::listener::accept_loop;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
+
+use crate::listener::{accept_loop, serve_connection};
 
 /// Whether the process is ready for traffic, as `/readyz` reports it.
 #[derive(Debug, Default)]
@@ -32,12 +35,14 @@ impl Health {
 
 /// Serves `/healthz` (the process is alive) and `/readyz` (200 once ready) on `listener`.
 pub async fn serve_admin(listener: TcpListener, health: Arc<Health>) {
-    accept_loop(listener, move |_peer| {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    accept_loop(listener, move |stream, _peer| {
         let health = health.clone();
-        move |request: Request<Incoming>| {
+        let service = move |request: Request<Incoming>| {
             let health = health.clone();
             async move { Ok::<_, Infallible>(answer(&request, &health)) }
-        }
+        };
+        serve_connection(builder.clone(), stream, service)
     })
     .await;
 }

@@ -24,6 +24,14 @@ pub enum ProxyError {
     /// An HTTP/1.1 request without `Host`.
     #[error("request has no Host header")]
     MissingHost,
+    /// The request's host would be served a different certificate than the connection's SNI.
+    #[error("request host {host} does not belong to this TLS connection (SNI {sni})")]
+    Misdirected {
+        /// The request's host.
+        host: String,
+        /// The server name of the TLS connection.
+        sni: String,
+    },
     /// No rule and no default backend matches.
     #[error("no rule matches the request")]
     NoRoute,
@@ -89,7 +97,10 @@ impl ProxyError {
     /// Who caused it.
     pub fn fault(&self) -> Fault {
         match self {
-            Self::MissingHost | Self::NoRoute | Self::InvalidTarget(_) => Fault::Client,
+            Self::MissingHost
+            | Self::Misdirected { .. }
+            | Self::NoRoute
+            | Self::InvalidTarget(_) => Fault::Client,
             Self::NoReadyEndpoint { .. } => Fault::Configuration,
             Self::UpstreamTimeout { .. } | Self::UpstreamFailed { .. } => Fault::Upstream,
         }
@@ -99,6 +110,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingHost | Self::InvalidTarget(_) => StatusCode::BAD_REQUEST,
+            Self::Misdirected { .. } => StatusCode::MISDIRECTED_REQUEST,
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::NoReadyEndpoint { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,

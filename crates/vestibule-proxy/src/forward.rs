@@ -24,7 +24,7 @@ static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Where a request came from and through which listener.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Origin {
     /// The client's address.
     pub peer: SocketAddr,
@@ -32,6 +32,8 @@ pub(crate) struct Origin {
     pub port: u16,
     /// `http` or `https`.
     pub proto: &'static str,
+    /// The server name the client asked for in its TLS handshake.
+    pub sni: Option<std::sync::Arc<str>>,
 }
 
 /// The protocol an HTTP/1.1 request asks to upgrade to, when it asks with `Connection: upgrade`.
@@ -67,7 +69,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderVa
 
 /// Sets `Host` and the `X-Forwarded-*`, `X-Real-IP` and `X-Request-ID` headers a backend expects
 /// from an ingress controller.
-pub(crate) fn add_forwarding_headers(headers: &mut HeaderMap, host: &HeaderValue, origin: Origin) {
+pub(crate) fn add_forwarding_headers(headers: &mut HeaderMap, host: &HeaderValue, origin: &Origin) {
     let client_ip = origin.peer.ip().to_string();
     let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::to_str) {
         Some(Ok(previous)) if !previous.trim().is_empty() => format!("{previous}, {client_ip}"),
@@ -105,6 +107,7 @@ mod tests {
             peer: "192.0.2.7:5555".parse().expect("address"),
             port: 8080,
             proto: "http",
+            sni: None,
         }
     }
 
@@ -141,7 +144,7 @@ mod tests {
         add_forwarding_headers(
             &mut headers,
             &HeaderValue::from_static("shop.example:8080"),
-            origin(),
+            &origin(),
         );
         assert_eq!(headers["x-forwarded-for"], "203.0.113.1, 192.0.2.7");
         assert_eq!(headers["x-real-ip"], "192.0.2.7");
@@ -156,7 +159,7 @@ mod tests {
     fn an_existing_request_id_is_kept() {
         let mut headers = HeaderMap::new();
         headers.insert("x-request-id", HeaderValue::from_static("abc"));
-        add_forwarding_headers(&mut headers, &HeaderValue::from_static("h"), origin());
+        add_forwarding_headers(&mut headers, &HeaderValue::from_static("h"), &origin());
         assert_eq!(headers["x-request-id"], "abc");
     }
 }

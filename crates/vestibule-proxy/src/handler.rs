@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use http::header::HOST;
+use http::header::{HOST, LOCATION, STRICT_TRANSPORT_SECURITY};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
@@ -13,8 +13,14 @@ use hyper_util::rt::TokioIo;
 
 use crate::error::{Fault, ProxyError};
 use crate::forward::{Origin, add_forwarding_headers, requested_upgrade, strip_hop_by_hop};
+use crate::listener::ProxySettings;
 use crate::plane::DataPlane;
 use crate::response::{ResponseBody, local, stamp};
+use crate::tls::misdirected;
+
+/// Requests under this path are never redirected to HTTPS, so ACME HTTP-01 challenges (as
+/// cert-manager solves them) keep working.
+const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 /// The client that carries requests to backends, pooling keep-alive connections per endpoint.
 pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
@@ -23,6 +29,7 @@ pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
 pub(crate) struct Handler {
     pub plane: Arc<DataPlane>,
     pub client: UpstreamClient,
+    pub settings: ProxySettings,
 }
 
 impl Handler {
@@ -30,7 +37,7 @@ impl Handler {
     pub async fn handle(
         &self,
         request: Request<Incoming>,
-        origin: Origin,
+        origin: &Origin,
     ) -> Response<ResponseBody> {
         let method = request.method().clone();
         let uri = request.uri().clone();
@@ -51,16 +58,30 @@ impl Handler {
     async fn proxy(
         &self,
         mut request: Request<Incoming>,
-        origin: Origin,
+        origin: &Origin,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let host = request_host(&request)?;
+        let host_text = host.to_str().unwrap_or_default();
+        if let Some(sni) = &origin.sni
+            && misdirected(&self.plane, sni, host_text)
+        {
+            return Err(ProxyError::Misdirected {
+                host: host_text.to_owned(),
+                sni: sni.to_string(),
+            });
+        }
         let target = {
             let table = self.plane.table();
-            let host = host.to_str().unwrap_or_default();
-            let selected = table.route(host, request.uri().path());
+            let selected = table.route(host_text, request.uri().path());
             selected.map(|selected| selected.target().clone())
         }
         .ok_or(ProxyError::NoRoute)?;
+        if origin.sni.is_none()
+            && target.route.https_redirect
+            && !request.uri().path().starts_with(ACME_CHALLENGE_PATH)
+        {
+            return Ok(self.redirect_to_https(host_text, request.uri()));
+        }
         let backend = target.upstream.id();
         let endpoint = target
             .upstream
@@ -123,7 +144,30 @@ impl Handler {
             .flatten();
         strip_hop_by_hop(headers, response_upgrade);
         stamp(headers);
+        if origin.sni.is_some()
+            && target.route.tls
+            && let Some(hsts) = &self.settings.hsts
+        {
+            headers
+                .entry(STRICT_TRANSPORT_SECURITY)
+                .or_insert_with(|| hsts.clone());
+        }
         Ok(response.map(Either::Left))
+    }
+
+    /// A 308 to the same URL on HTTPS, as ingress-nginx's `ssl-redirect` answers.
+    fn redirect_to_https(&self, host: &str, uri: &Uri) -> Response<ResponseBody> {
+        let name = vestibule_routing::normalize_request_host(host);
+        let port = match self.settings.https_redirect_port {
+            443 => String::new(),
+            port => format!(":{port}"),
+        };
+        let target = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        let mut response = local(StatusCode::PERMANENT_REDIRECT);
+        if let Ok(location) = HeaderValue::try_from(format!("https://{name}{port}{target}")) {
+            response.headers_mut().insert(LOCATION, location);
+        }
+        response
     }
 }
 

@@ -11,12 +11,13 @@ mod handler;
 mod listener;
 mod plane;
 mod response;
+mod tls;
 mod upstream;
 
 pub use admin::{Health, serve_admin};
 pub use balancer::{Balancer, RoundRobin};
 pub use error::{Fault, ProxyError};
-pub use listener::serve_http;
+pub use listener::{Proxy, ProxySettings};
 pub use plane::{Applied, DataPlane, LiveTable, RouteTarget};
 pub use response::ResponseBody;
 pub use upstream::{Upstream, UpstreamEndpoint};

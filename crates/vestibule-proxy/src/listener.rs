@@ -1,4 +1,4 @@
-//! Accepting connections and serving HTTP/1.1 and cleartext HTTP/2 on them.
+//! Accepting connections and serving HTTP/1.1 and HTTP/2 on them, in clear or over TLS.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -6,51 +6,146 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use vestibule_tls::{Certificate, crypto_provider};
 
 use crate::forward::Origin;
-use crate::handler::Handler;
+use crate::handler::{Handler, UpstreamClient};
 use crate::plane::DataPlane;
+use crate::tls::SniResolver;
 
 /// How long an upstream connection attempt may take before the request is answered 504.
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an idle pooled upstream connection is kept.
 const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Serves proxied traffic on `listener` until the task is dropped: HTTP/1.1 (with upgrades) and
-/// HTTP/2 with prior knowledge, routed by the live configuration of `plane`.
-pub async fn serve_http(listener: TcpListener, plane: Arc<DataPlane>) {
-    let port = listener
-        .local_addr()
-        .map(|addr| addr.port())
-        .unwrap_or_default();
-    let handler = Arc::new(Handler {
-        plane,
-        client: upstream_client(),
-    });
-    accept_loop(listener, move |peer| {
-        let handler = handler.clone();
-        let origin = Origin {
-            peer,
-            port,
-            proto: "http",
-        };
-        move |request: Request<Incoming>| {
-            let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler.handle(request, origin).await) }
-        }
-    })
-    .await;
+/// How the traffic listeners behave.
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    /// The port HTTPS redirects point at: the one clients reach, usually 443.
+    pub https_redirect_port: u16,
+    /// The `Strict-Transport-Security` value for HTTPS responses on TLS hosts; `None` turns
+    /// HSTS off.
+    pub hsts: Option<HeaderValue>,
+    /// How long a client may take to complete a TLS handshake before it is disconnected.
+    pub tls_handshake_timeout: Duration,
 }
 
-fn upstream_client() -> Client<HttpConnector, Incoming> {
+/// The traffic listeners: live configuration, upstream pools, settings and TLS.
+pub struct Proxy {
+    handler: Arc<Handler>,
+    acceptor: TlsAcceptor,
+    tls_handshake_timeout: Duration,
+}
+
+impl Proxy {
+    /// A proxy serving `plane`'s configuration. `fallback` is the certificate for TLS server
+    /// names nothing else covers when no default certificate is configured.
+    pub fn new(
+        plane: Arc<DataPlane>,
+        settings: ProxySettings,
+        fallback: Arc<Certificate>,
+    ) -> Result<Self, rustls::Error> {
+        let resolver = SniResolver {
+            plane: plane.clone(),
+            fallback,
+        };
+        let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(resolver));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Self {
+            tls_handshake_timeout: settings.tls_handshake_timeout,
+            handler: Arc::new(Handler {
+                plane,
+                client: upstream_client(),
+                settings,
+            }),
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+
+    /// Serves plain HTTP/1.1 (with upgrades) and HTTP/2 with prior knowledge on `listener`,
+    /// until the task is dropped.
+    pub async fn serve_http(&self, listener: TcpListener) {
+        let port = local_port(&listener);
+        let handler = self.handler.clone();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        accept_loop(listener, move |stream, peer| {
+            let origin = Origin {
+                peer,
+                port,
+                proto: "http",
+                sni: None,
+            };
+            let handler = handler.clone();
+            let service = move |request| {
+                let (handler, origin) = (handler.clone(), origin.clone());
+                async move { Ok::<_, Infallible>(handler.handle(request, &origin).await) }
+            };
+            serve_connection(builder.clone(), stream, service)
+        })
+        .await;
+    }
+
+    /// Serves HTTPS (TLS 1.2 and 1.3; ALPN `h2` and `http/1.1`) on `listener`, until the task
+    /// is dropped. A client that does not finish its handshake in time is disconnected.
+    pub async fn serve_https(&self, listener: TcpListener) {
+        let port = local_port(&listener);
+        let handler = self.handler.clone();
+        let acceptor = self.acceptor.clone();
+        let timeout = self.tls_handshake_timeout;
+        let builder = auto::Builder::new(TokioExecutor::new());
+        accept_loop(listener, move |stream, peer| {
+            let (handler, acceptor, builder) = (handler.clone(), acceptor.clone(), builder.clone());
+            async move {
+                let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, %error, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let sni = stream.get_ref().1.server_name().map(Arc::from);
+                let origin = Origin {
+                    peer,
+                    port,
+                    proto: "https",
+                    sni,
+                };
+                let service = move |request| {
+                    let (handler, origin) = (handler.clone(), origin.clone());
+                    async move { Ok::<_, Infallible>(handler.handle(request, &origin).await) }
+                };
+                serve_connection(builder, stream, service).await;
+            }
+        })
+        .await;
+    }
+}
+
+fn local_port(listener: &TcpListener) -> u16 {
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .unwrap_or_default()
+}
+
+fn upstream_client() -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(UPSTREAM_CONNECT_TIMEOUT));
@@ -60,18 +155,13 @@ fn upstream_client() -> Client<HttpConnector, Incoming> {
         .build(connector)
 }
 
-/// Accepts connections forever, serving each on its own task with the service `make(peer)`
-/// returns. Accept errors (such as running out of file descriptors) are logged and retried.
-pub(crate) async fn accept_loop<M, S, F, B>(listener: TcpListener, make: M)
+/// Accepts connections forever, handing each to `handle` on its own task. Accept errors (such
+/// as running out of file descriptors) are logged and retried.
+pub(crate) async fn accept_loop<H, F>(listener: TcpListener, handle: H)
 where
-    M: Fn(SocketAddr) -> S,
-    S: Fn(Request<Incoming>) -> F + Send + 'static,
-    F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    H: Fn(TcpStream, SocketAddr) -> F,
+    F: Future<Output = ()> + Send + 'static,
 {
-    let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -84,15 +174,27 @@ where
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
         }
-        let builder = builder.clone();
-        let service = service_fn(make(peer));
-        tokio::spawn(async move {
-            if let Err(error) = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        });
+        tokio::spawn(handle(stream, peer));
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades) or HTTP/2, whichever the client speaks, on one connection.
+pub(crate) async fn serve_connection<I, S, F, B>(
+    builder: auto::Builder<TokioExecutor>,
+    io: I,
+    service: S,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Fn(Request<Incoming>) -> F + Send + 'static,
+    F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if let Err(error) = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service_fn(service))
+        .await
+    {
+        tracing::debug!(%error, "connection ended with an error");
     }
 }

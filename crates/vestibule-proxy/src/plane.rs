@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 use vestibule_routing::{BackendId, Endpoint, Route, RouteTable};
+use vestibule_tls::TlsTable;
 
 use crate::upstream::Upstream;
 
@@ -27,6 +28,8 @@ pub struct Applied {
     pub routes_changed: bool,
     /// How many backends got a new endpoint set.
     pub endpoint_sets_changed: usize,
+    /// Whether new TLS handshakes get a new certificate table.
+    pub tls_changed: bool,
 }
 
 /// Control-side bookkeeping, touched only when configuration is applied.
@@ -42,6 +45,7 @@ struct Registry {
 /// configuration as soon as [`apply`](Self::apply) returns.
 pub struct DataPlane {
     table: ArcSwap<LiveTable>,
+    tls: ArcSwap<TlsTable>,
     registry: Mutex<Registry>,
 }
 
@@ -49,6 +53,7 @@ impl Default for DataPlane {
     fn default() -> Self {
         Self {
             table: ArcSwap::from_pointee(LiveTable::default()),
+            tls: ArcSwap::from_pointee(TlsTable::default()),
             registry: Mutex::default(),
         }
     }
@@ -60,13 +65,20 @@ impl DataPlane {
         self.table.load()
     }
 
-    /// Makes `routes` and `backends` live. Backends keep their upstream (and its balancer state)
-    /// across calls; only backends whose endpoints changed get a new endpoint set, and the table
-    /// is rebuilt only when the routes themselves changed.
+    /// The certificates TLS handshakes choose from now.
+    pub fn tls(&self) -> arc_swap::Guard<Arc<TlsTable>> {
+        self.tls.load()
+    }
+
+    /// Makes `routes`, `backends` and `tls` live. Backends keep their upstream (and its balancer
+    /// state) across calls; only backends whose endpoints changed get a new endpoint set, and the
+    /// table is rebuilt only when the routes themselves changed. Open connections keep the
+    /// certificate they were established with.
     pub fn apply(
         &self,
         routes: &RouteTable<Route>,
         backends: &BTreeMap<BackendId, Vec<Endpoint>>,
+        tls: &TlsTable,
     ) -> Applied {
         let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
         let mut applied = Applied::default();
@@ -101,6 +113,10 @@ impl DataPlane {
             applied.routes_changed = true;
         }
         registry.upstreams.retain(|id, _| backends.contains_key(id));
+        if **self.tls.load() != *tls {
+            self.tls.store(Arc::new(tls.clone()));
+            applied.tls_changed = true;
+        }
         applied
     }
 }
@@ -127,6 +143,8 @@ mod tests {
                     namespace: "default".into(),
                     name: "ing".into(),
                 },
+                tls: false,
+                https_redirect: false,
             };
             builder
                 .add_rule(HostMatch::Any, PathMatch::prefix(path), route)
@@ -159,15 +177,24 @@ mod tests {
     fn endpoint_changes_do_not_rebuild_the_table() {
         let plane = DataPlane::default();
         let table = routes(&[("/", "web")]);
-        let first = plane.apply(&table, &endpoints(&[("web", "10.0.0.1:80")]));
+        let first = plane.apply(
+            &table,
+            &endpoints(&[("web", "10.0.0.1:80")]),
+            &TlsTable::default(),
+        );
         assert!(first.routes_changed);
         let before = Arc::as_ptr(&plane.table());
-        let second = plane.apply(&table, &endpoints(&[("web", "10.0.0.2:80")]));
+        let second = plane.apply(
+            &table,
+            &endpoints(&[("web", "10.0.0.2:80")]),
+            &TlsTable::default(),
+        );
         assert_eq!(
             second,
             Applied {
                 routes_changed: false,
-                endpoint_sets_changed: 1
+                endpoint_sets_changed: 1,
+                tls_changed: false,
             }
         );
         assert_eq!(Arc::as_ptr(&plane.table()), before);
@@ -180,6 +207,7 @@ mod tests {
         plane.apply(
             &routes(&[("/", "web")]),
             &endpoints(&[("web", "10.0.0.1:80")]),
+            &TlsTable::default(),
         );
         let web_before = plane
             .table()
@@ -189,6 +217,7 @@ mod tests {
         let applied = plane.apply(
             &routes(&[("/", "web"), ("/api", "api")]),
             &endpoints(&[("web", "10.0.0.1:80"), ("api", "10.0.0.9:80")]),
+            &TlsTable::default(),
         );
         assert!(applied.routes_changed);
         assert_eq!(applied.endpoint_sets_changed, 1);
@@ -204,7 +233,11 @@ mod tests {
     #[test]
     fn backends_without_endpoints_pick_nothing() {
         let plane = DataPlane::default();
-        plane.apply(&routes(&[("/", "web")]), &endpoints(&[("web", "")]));
+        plane.apply(
+            &routes(&[("/", "web")]),
+            &endpoints(&[("web", "")]),
+            &TlsTable::default(),
+        );
         assert_eq!(picked(&plane, "/"), None);
     }
 }

@@ -83,4 +83,8 @@ pub struct Route {
     pub backend: BackendId,
     /// The Ingress the rule came from.
     pub ingress: IngressRef,
+    /// The route's host is configured for TLS: HTTPS responses carry HSTS.
+    pub tls: bool,
+    /// Plain-HTTP requests are redirected to HTTPS (except ACME HTTP-01 challenges).
+    pub https_redirect: bool,
 }

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use crate::host::{HostMatch, normalize_request_host, wildcard_suffix};
+use crate::host::HostMatch;
+use crate::host_map::HostMap;
 use crate::path::{PathMatch, candidate_prefixes, normalize_prefix};
 
 /// One path rule of a virtual host and what it leads to.
@@ -88,18 +89,14 @@ impl<T> VirtualHost<T> {
 /// default backend when there is one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteTable<T> {
-    exact_hosts: HashMap<String, VirtualHost<T>>,
-    wildcard_hosts: HashMap<String, VirtualHost<T>>,
-    any_host: Option<VirtualHost<T>>,
+    hosts: HostMap<VirtualHost<T>>,
     default_backend: Option<T>,
 }
 
 impl<T> Default for RouteTable<T> {
     fn default() -> Self {
         Self {
-            exact_hosts: HashMap::new(),
-            wildcard_hosts: HashMap::new(),
-            any_host: None,
+            hosts: HostMap::default(),
             default_backend: None,
         }
     }
@@ -136,23 +133,16 @@ impl<T> RouteTable<T> {
 
     /// The virtual host a request host selects.
     pub fn virtual_host(&self, host: &str) -> Option<&VirtualHost<T>> {
-        let host = normalize_request_host(host);
-        self.exact_hosts
-            .get(host.as_ref())
-            .or_else(|| wildcard_suffix(&host).and_then(|suffix| self.wildcard_hosts.get(suffix)))
-            .or(self.any_host.as_ref())
+        self.hosts.get(host)
     }
 
     /// Every virtual host, in precedence order.
     pub fn virtual_hosts(&self) -> Vec<&VirtualHost<T>> {
-        let mut all: Vec<_> = self
-            .exact_hosts
-            .values()
-            .chain(self.wildcard_hosts.values())
-            .chain(self.any_host.as_ref())
-            .collect();
-        all.sort_by(|a, b| a.host.cmp(&b.host));
-        all
+        self.hosts
+            .iter()
+            .into_iter()
+            .map(|(_, vhost)| vhost)
+            .collect()
     }
 
     /// The target of requests that match no rule.
@@ -162,18 +152,8 @@ impl<T> RouteTable<T> {
 
     /// The same table with every target converted, e.g. from a backend name to a live upstream.
     pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> RouteTable<U> {
-        let mut map_hosts = |hosts: &HashMap<String, VirtualHost<T>>| {
-            hosts
-                .iter()
-                .map(|(key, vhost)| (key.clone(), vhost.map(&mut f)))
-                .collect::<HashMap<_, _>>()
-        };
-        let exact_hosts = map_hosts(&self.exact_hosts);
-        let wildcard_hosts = map_hosts(&self.wildcard_hosts);
         RouteTable {
-            exact_hosts,
-            wildcard_hosts,
-            any_host: self.any_host.as_ref().map(|vhost| vhost.map(&mut f)),
+            hosts: self.hosts.map(|vhost| vhost.map(&mut f)),
             default_backend: self.default_backend.as_ref().map(&mut f),
         }
     }
@@ -223,27 +203,18 @@ impl<T> RouteTableBuilder<T> {
 
     /// The finished table.
     pub fn build(self) -> RouteTable<T> {
-        let mut table = RouteTable {
-            default_backend: self.default_backend,
-            ..RouteTable::default()
-        };
+        let mut hosts = HostMap::default();
         for (host, paths) in self.hosts {
             let rules = paths
                 .into_iter()
                 .map(|(path, target)| PathRule { path, target })
                 .collect();
-            let vhost = VirtualHost::new(host.clone(), rules);
-            match host {
-                HostMatch::Exact(name) => {
-                    table.exact_hosts.insert(name, vhost);
-                }
-                HostMatch::Wildcard(suffix) => {
-                    table.wildcard_hosts.insert(suffix, vhost);
-                }
-                HostMatch::Any => table.any_host = Some(vhost),
-            }
+            hosts.insert(host.clone(), VirtualHost::new(host, rules));
         }
-        table
+        RouteTable {
+            hosts,
+            default_backend: self.default_backend,
+        }
     }
 }
 

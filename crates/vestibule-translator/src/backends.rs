@@ -101,11 +101,11 @@ pub(crate) fn resolve(
             )),
         };
         if let Some((reason, message)) = problem {
-            warnings.extend(referrers.iter().map(|ingress| Warning {
-                ingress: ingress.clone(),
-                reason,
-                message: message.clone(),
-            }));
+            warnings.extend(
+                referrers
+                    .iter()
+                    .map(|ingress| Warning::on_ingress(ingress, reason, message.clone())),
+            );
         }
         backends.insert(id.clone(), resolved.unwrap_or_default());
     }

@@ -1,20 +1,24 @@
 //! Translation of a resource [`Snapshot`] into what the data plane serves.
 //!
 //! [`translate`] is a pure function: no I/O, no clock, no panics. It is applied as ordered steps:
-//! select the Ingresses that are ours, order them by age, add their rules to a routing table
-//! (first come first kept), then resolve every referenced Service port to its ready endpoints.
+//! select the Ingresses that are ours, order them by age, load the certificates their `spec.tls`
+//! names, add their rules to a routing table (first come first kept), then resolve every
+//! referenced Service port to its ready endpoints.
 
 mod backends;
 mod class;
 mod rules;
+mod tls;
 mod warning;
 
 use std::collections::BTreeMap;
 
 use vestibule_resources::Snapshot;
 use vestibule_routing::{BackendId, Endpoint, IngressRef, Route, RouteTable};
+use vestibule_tls::TlsTable;
 
 pub use class::CONTROLLER_NAME;
+pub use tls::SecretName;
 pub use warning::{Warning, WarningReason};
 
 /// Settings that change how a snapshot is translated.
@@ -24,6 +28,11 @@ pub struct Options {
     pub ingress_class: String,
     /// Serve Ingresses that name no class at all (`--watch-ingress-without-class`).
     pub watch_ingress_without_class: bool,
+    /// Redirect plain-HTTP requests for TLS hosts to HTTPS (`--default-ssl-redirect`).
+    pub ssl_redirect: bool,
+    /// The Secret holding the certificate for unknown server names
+    /// (`--default-ssl-certificate`); without one the listener's self-signed certificate is used.
+    pub default_certificate: Option<SecretName>,
 }
 
 impl Default for Options {
@@ -31,6 +40,8 @@ impl Default for Options {
         Self {
             ingress_class: "vestibule".to_owned(),
             watch_ingress_without_class: false,
+            ssl_redirect: true,
+            default_certificate: None,
         }
     }
 }
@@ -42,6 +53,8 @@ pub struct Translation {
     pub routes: RouteTable<Route>,
     /// The ready endpoints of every backend the table refers to; empty when none is ready.
     pub backends: BTreeMap<BackendId, Vec<Endpoint>>,
+    /// The certificate for each TLS server name.
+    pub tls: TlsTable,
     /// The Ingresses this controller serves, oldest first.
     pub ingresses: Vec<IngressRef>,
     /// What was wrong, per Ingress, in the order found.
@@ -52,11 +65,18 @@ pub struct Translation {
 pub fn translate(snapshot: &Snapshot, options: &Options) -> Translation {
     let mut warnings = Vec::new();
     let ingresses = class::select_ours(snapshot, options);
-    let (routes, referenced) = rules::build_table(&ingresses, &mut warnings);
+    let tls = tls::build(
+        snapshot,
+        &ingresses,
+        options.default_certificate.as_ref(),
+        &mut warnings,
+    );
+    let (routes, referenced) = rules::build_table(&ingresses, &tls, options, &mut warnings);
     let backends = backends::resolve(snapshot, &referenced, &mut warnings);
     Translation {
         routes,
         backends,
+        tls: tls.table,
         ingresses: ingresses
             .iter()
             .map(|ingress| rules::ingress_ref(ingress))

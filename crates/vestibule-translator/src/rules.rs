@@ -9,6 +9,8 @@ use vestibule_routing::{
     ServicePortRef,
 };
 
+use crate::Options;
+use crate::tls::Tls;
 use crate::warning::{Warning, WarningReason};
 
 /// The Ingresses that refer to each backend, in order of first reference.
@@ -26,6 +28,8 @@ pub(crate) fn ingress_ref(ingress: &Ingress) -> IngressRef {
 /// claim a host, path and path type keeps it.
 pub(crate) fn build_table(
     ingresses: &[Arc<Ingress>],
+    tls: &Tls,
+    options: &Options,
     warnings: &mut Vec<Warning>,
 ) -> (RouteTable<Route>, References) {
     let mut builder = RouteTableBuilder::default();
@@ -36,6 +40,8 @@ pub(crate) fn build_table(
             builder: &mut builder,
             references: &mut references,
             warnings,
+            tls,
+            options,
         };
         adder.add(ingress);
     }
@@ -47,15 +53,14 @@ struct IngressRules<'a> {
     builder: &'a mut RouteTableBuilder<Route>,
     references: &'a mut References,
     warnings: &'a mut Vec<Warning>,
+    tls: &'a Tls,
+    options: &'a Options,
 }
 
 impl IngressRules<'_> {
     fn warn(&mut self, reason: WarningReason, message: String) {
-        self.warnings.push(Warning {
-            ingress: self.ingress.clone(),
-            reason,
-            message,
-        });
+        self.warnings
+            .push(Warning::on_ingress(&self.ingress, reason, message));
     }
 
     fn add(&mut self, ingress: &Ingress) {
@@ -73,7 +78,7 @@ impl IngressRules<'_> {
             );
         }
         if let Some(backend) = &spec.default_backend
-            && let Some(route) = self.route_to(backend, "the default backend")
+            && let Some(route) = self.route_to(backend, &HostMatch::Any, "the default backend")
         {
             let backend = route.backend.clone();
             match self.builder.set_default_backend(route) {
@@ -103,7 +108,7 @@ impl IngressRules<'_> {
                     continue;
                 };
                 let place = format!("host {host} path {path}");
-                let Some(route) = self.route_to(&http_path.backend, &place) else {
+                let Some(route) = self.route_to(&http_path.backend, &host, &place) else {
                     continue;
                 };
                 let backend = route.backend.clone();
@@ -148,7 +153,12 @@ impl IngressRules<'_> {
         }
     }
 
-    fn route_to(&mut self, backend: &IngressBackend, place: &str) -> Option<Route> {
+    fn route_to(
+        &mut self,
+        backend: &IngressBackend,
+        host: &HostMatch,
+        place: &str,
+    ) -> Option<Route> {
         let Some(service) = &backend.service else {
             let message = match &backend.resource {
                 Some(resource) => format!(
@@ -184,9 +194,12 @@ impl IngressRules<'_> {
             service: service.name.clone(),
             port,
         };
+        let tls = self.tls.covers(host);
         Some(Route {
             backend: id,
             ingress: self.ingress.clone(),
+            tls,
+            https_redirect: tls && self.options.ssl_redirect,
         })
     }
 }

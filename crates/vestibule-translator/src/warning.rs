@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use vestibule_resources::{ObjectKey, ObjectKind};
 use vestibule_routing::IngressRef;
 
 /// Why a warning was raised; its name is the Kubernetes Event reason.
@@ -21,6 +22,12 @@ pub enum WarningReason {
     Conflict,
     /// The Ingress has neither rules nor a default backend.
     NothingToRoute,
+    /// A TLS Secret does not exist in the Ingress's namespace.
+    SecretNotFound,
+    /// A TLS Secret holds no usable certificate and key.
+    InvalidSecret,
+    /// A `spec.tls` entry is invalid and ignored.
+    InvalidTls,
 }
 
 impl WarningReason {
@@ -34,15 +41,18 @@ impl WarningReason {
             Self::NoReadyEndpoints => "NoReadyEndpoints",
             Self::Conflict => "Conflict",
             Self::NothingToRoute => "NothingToRoute",
+            Self::SecretNotFound => "SecretNotFound",
+            Self::InvalidSecret => "InvalidSecret",
+            Self::InvalidTls => "InvalidTls",
         }
     }
 }
 
-/// One problem found in one Ingress.
+/// One problem found in one object (usually an Ingress).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Warning {
-    /// The Ingress concerned.
-    pub ingress: IngressRef,
+    /// The object concerned: the Kubernetes Event goes to it.
+    pub object: ObjectKey,
     /// Why.
     pub reason: WarningReason,
     /// A sentence for operators.
@@ -53,10 +63,25 @@ impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Ingress {}: {}: {}",
-            self.ingress,
+            "{}: {}: {}",
+            self.object,
             self.reason.as_str(),
             self.message
         )
+    }
+}
+
+impl Warning {
+    /// A warning about an Ingress.
+    pub(crate) fn on_ingress(ingress: &IngressRef, reason: WarningReason, message: String) -> Self {
+        Self {
+            object: ObjectKey {
+                kind: ObjectKind::Ingress,
+                namespace: ingress.namespace.clone(),
+                name: ingress.name.clone(),
+            },
+            reason,
+            message,
+        }
     }
 }

@@ -1,14 +1,22 @@
 //! Table-driven translator tests: each `cases/NAME.yaml` holds manifests, and `cases/NAME.golden`
-//! the expected translation. `# options:` lines in the YAML set translator options, `# probe: HOST
-//! PATH` lines route a request through the result. Run with `UPDATE_GOLDEN=1` to rewrite the
-//! golden files after an intended change, and review the diff.
+//! the expected translation. Comment lines in the YAML drive the harness:
+//! - `# options: ...` sets translator options;
+//! - `# probe: HOST PATH` routes a request through the result;
+//! - `# tls-secret: NAMESPACE/NAME HOST...` adds a `kubernetes.io/tls` Secret with a freshly
+//!   generated certificate for those hosts.
+//!
+//! Run with `UPDATE_GOLDEN=1` to rewrite the golden files after an intended change, and review
+//! the diff.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use vestibule_resources::{ManifestFormat, Snapshot, decode_manifest};
+use vestibule_resources::k8s_openapi::ByteString;
+use vestibule_resources::k8s_openapi::api::core::v1::Secret;
+use vestibule_resources::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use vestibule_resources::{ManifestFormat, Object, Snapshot, decode_manifest};
 use vestibule_routing::Selected;
-use vestibule_translator::{Options, Translation, translate};
+use vestibule_translator::{Options, SecretName, Translation, translate};
 
 fn options_from(text: &str) -> Options {
     let mut options = Options::default();
@@ -22,11 +30,51 @@ fn options_from(text: &str) -> Options {
                     options.watch_ingress_without_class = true;
                 }
                 Some(("ingress-class", class)) => options.ingress_class = class.to_owned(),
+                Some(("ssl-redirect", "false")) => options.ssl_redirect = false,
+                Some(("default-ssl-certificate", secret)) => {
+                    let (namespace, name) = secret.split_once('/').expect("NAMESPACE/NAME");
+                    options.default_certificate = Some(SecretName {
+                        namespace: namespace.to_owned(),
+                        name: name.to_owned(),
+                    });
+                }
                 _ => panic!("unknown option {setting}"),
             }
         }
     }
     options
+}
+
+fn generated_secrets(text: &str) -> Vec<Object> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("# tls-secret:"))
+        .map(|spec| {
+            let mut words = spec.split_whitespace();
+            let (namespace, name) = words
+                .next()
+                .and_then(|secret| secret.split_once('/'))
+                .expect("tls-secret: NAMESPACE/NAME HOST...");
+            let hosts: Vec<String> = words.map(str::to_owned).collect();
+            let generated = rcgen::generate_simple_self_signed(hosts).expect("certificate");
+            let data = [
+                ("tls.crt", generated.cert.pem()),
+                ("tls.key", generated.signing_key.serialize_pem()),
+            ]
+            .into_iter()
+            .map(|(key, pem)| (key.to_owned(), ByteString(pem.into_bytes())))
+            .collect();
+            Object::Secret(Secret {
+                metadata: ObjectMeta {
+                    namespace: Some(namespace.to_owned()),
+                    name: Some(name.to_owned()),
+                    ..ObjectMeta::default()
+                },
+                type_: Some("kubernetes.io/tls".to_owned()),
+                data: Some(data),
+                ..Secret::default()
+            })
+        })
+        .collect()
 }
 
 fn render(translation: &Translation, probes: &[(&str, &str)]) -> String {
@@ -40,9 +88,14 @@ fn render(translation: &Translation, probes: &[(&str, &str)]) -> String {
     for vhost in translation.routes.virtual_hosts() {
         for rule in vhost.rules() {
             let route = &rule.target;
+            let flags = match (route.tls, route.https_redirect) {
+                (true, true) => " [tls, redirect]",
+                (true, false) => " [tls]",
+                _ => "",
+            };
             writeln!(
                 out,
-                "route {} {} -> {} (from {})",
+                "route {} {} -> {} (from {}){flags}",
                 vhost.host(),
                 rule.path,
                 route.backend,
@@ -62,6 +115,12 @@ fn render(translation: &Translation, probes: &[(&str, &str)]) -> String {
             endpoints.join(", ")
         };
         writeln!(out, "backend {backend} = {endpoints}").unwrap();
+    }
+    for (host, certificate) in translation.tls.by_host.iter() {
+        writeln!(out, "tls {host} -> {}", certificate.source()).unwrap();
+    }
+    if let Some(certificate) = &translation.tls.default {
+        writeln!(out, "tls default -> {}", certificate.source()).unwrap();
     }
     for warning in &translation.warnings {
         writeln!(out, "warning {warning}").unwrap();
@@ -91,8 +150,9 @@ fn golden_cases() {
     let mut failures = Vec::new();
     for input in inputs {
         let text = std::fs::read_to_string(&input).expect("readable case");
-        let objects = decode_manifest(&text, ManifestFormat::Yaml)
+        let mut objects = decode_manifest(&text, ManifestFormat::Yaml)
             .unwrap_or_else(|error| panic!("{}: {error}", input.display()));
+        objects.extend(generated_secrets(&text));
         let (snapshot, duplicates) = Snapshot::from_objects(objects);
         assert!(duplicates.is_empty(), "{}: duplicates", input.display());
         let probes: Vec<(&str, &str)> = text

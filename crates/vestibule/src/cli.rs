@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 use tracing::level_filters::LevelFilter;
 
 /// Vestibule, a Kubernetes Ingress controller with its own HTTP data plane.
@@ -42,6 +43,9 @@ pub struct ServeArgs {
     /// Address of the plain HTTP listener.
     #[arg(long, env = "VESTIBULE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
+    /// Address of the HTTPS listener.
+    #[arg(long, env = "VESTIBULE_HTTPS_ADDR", default_value = "0.0.0.0:8443")]
+    pub https_addr: SocketAddr,
     /// Address of the admin listener (/healthz, /readyz); keep it off the traffic ports.
     #[arg(long, env = "VESTIBULE_ADMIN_ADDR", default_value = "127.0.0.1:10254")]
     pub admin_addr: SocketAddr,
@@ -54,6 +58,72 @@ pub struct ServeArgs {
     /// Worker threads for the data plane [default: the number of cores].
     #[arg(long, env = "VESTIBULE_WORKERS")]
     pub workers: Option<NonZeroUsize>,
+    /// Secret (NAMESPACE/NAME) with the certificate for unknown TLS server names [default: a
+    /// self-signed certificate generated at start-up].
+    #[arg(long, env = "VESTIBULE_DEFAULT_SSL_CERTIFICATE", value_parser = parse_secret_name)]
+    pub default_ssl_certificate: Option<(String, String)>,
+    /// Redirect plain-HTTP requests for TLS hosts to HTTPS with a 308.
+    #[arg(long, env = "VESTIBULE_DEFAULT_SSL_REDIRECT", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub default_ssl_redirect: bool,
+    /// The port HTTPS redirects point at: the one clients reach (the LoadBalancer's), not
+    /// necessarily --https-addr's.
+    #[arg(long, env = "VESTIBULE_HTTPS_REDIRECT_PORT", default_value_t = 443)]
+    pub https_redirect_port: u16,
+    /// Send Strict-Transport-Security on HTTPS responses for TLS hosts.
+    #[arg(long, env = "VESTIBULE_HSTS", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub hsts: bool,
+    /// HSTS max-age, in seconds.
+    #[arg(long, env = "VESTIBULE_HSTS_MAX_AGE", default_value_t = 31_536_000)]
+    pub hsts_max_age: u64,
+    /// Add includeSubDomains to HSTS.
+    #[arg(long, env = "VESTIBULE_HSTS_INCLUDE_SUBDOMAINS", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub hsts_include_subdomains: bool,
+    /// Add preload to HSTS.
+    #[arg(long, env = "VESTIBULE_HSTS_PRELOAD")]
+    pub hsts_preload: bool,
+    /// How long a client may take to finish its TLS handshake (e.g. 10s, 500ms).
+    #[arg(long, env = "VESTIBULE_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
+}
+
+impl ServeArgs {
+    /// The Strict-Transport-Security header value these flags describe, if HSTS is on.
+    pub fn hsts_header(&self) -> Option<String> {
+        self.hsts.then(|| {
+            let mut value = format!("max-age={}", self.hsts_max_age);
+            if self.hsts_include_subdomains {
+                value.push_str("; includeSubDomains");
+            }
+            if self.hsts_preload {
+                value.push_str("; preload");
+            }
+            value
+        })
+    }
+}
+
+fn parse_secret_name(text: &str) -> Result<(String, String), String> {
+    match text.split_once('/') {
+        Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() => {
+            Ok((namespace.to_owned(), name.to_owned()))
+        }
+        _ => Err(format!("{text:?} is not NAMESPACE/NAME")),
+    }
+}
+
+/// Parses `250ms`, `10s`, `2m` or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("{text:?} is not a duration such as 500ms, 10s or 2m");
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, ""), |at| text.split_at(at));
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
+        _ => Err(invalid()),
+    }
 }
 
 /// Flags of `vestibule echo`.
@@ -88,5 +158,47 @@ mod tests {
         assert_eq!(args.ingress_class, "vestibule");
         assert!(!args.watch_ingress_without_class);
         assert_eq!(args.workers, None);
+        assert_eq!(args.https_addr.to_string(), "0.0.0.0:8443");
+        assert!(args.default_ssl_redirect);
+        assert_eq!(args.https_redirect_port, 443);
+        assert_eq!(args.tls_handshake_timeout, Duration::from_secs(10));
+        assert_eq!(
+            args.hsts_header().as_deref(),
+            Some("max-age=31536000; includeSubDomains")
+        );
+    }
+
+    #[test]
+    fn booleans_can_be_turned_off() {
+        let cli = Cli::try_parse_from([
+            "vestibule",
+            "serve",
+            "--manifests",
+            "m",
+            "--default-ssl-redirect=false",
+            "--hsts=false",
+            "--default-ssl-certificate",
+            "ingress/default-tls",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert!(!args.default_ssl_redirect);
+        assert_eq!(args.hsts_header(), None);
+        assert_eq!(
+            args.default_ssl_certificate,
+            Some(("ingress".to_owned(), "default-tls".to_owned()))
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_secret_name("no-slash").is_err());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use vestibule_manifests::Scan;
 use vestibule_proxy::DataPlane;
@@ -31,7 +31,9 @@ impl Publisher {
         let started = Instant::now();
         let translation = translate(&scan.snapshot, &self.options);
         let translated = started.elapsed();
-        let applied = self.plane.apply(&translation.routes, &translation.backends);
+        let applied =
+            self.plane
+                .apply(&translation.routes, &translation.backends, &translation.tls);
         let mut current = HashSet::new();
         for problem in &scan.problems {
             let message = problem.to_string();
@@ -40,8 +42,14 @@ impl Publisher {
             }
             current.insert(message);
         }
-        for warning in &translation.warnings {
-            let message = warning.to_string();
+        let expired = expired_certificates(&translation.tls);
+        for warning in translation
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .chain(expired)
+        {
+            let message = warning;
             if !self.reported.contains(&message) {
                 tracing::warn!("{message}");
             }
@@ -53,8 +61,32 @@ impl Publisher {
             backends = translation.backends.len(),
             routes_changed = applied.routes_changed,
             endpoint_sets_changed = applied.endpoint_sets_changed,
+            tls_changed = applied.tls_changed,
             translation_us = translated.as_micros() as u64,
             "configuration applied"
         );
     }
+}
+
+/// A warning for each certificate past its expiry; such certificates are still served.
+fn expired_certificates(tls: &vestibule_tls::TlsTable) -> Vec<String> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    tls.certificates()
+        .into_iter()
+        .filter_map(|certificate| {
+            let not_after = certificate.not_after()?;
+            let expired_at = u64::try_from(not_after).unwrap_or_default();
+            (expired_at < now).then(|| {
+                let when = httpdate::fmt_http_date(
+                    UNIX_EPOCH + std::time::Duration::from_secs(expired_at),
+                );
+                format!(
+                    "the certificate in {} expired on {when}; it is still served",
+                    certificate.source()
+                )
+            })
+        })
+        .collect()
 }

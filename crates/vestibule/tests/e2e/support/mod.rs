@@ -22,6 +22,8 @@ pub struct Vestibule {
     child: Child,
     /// The plain HTTP listener.
     pub http: SocketAddr,
+    /// The HTTPS listener.
+    pub https: SocketAddr,
     /// The admin listener.
     pub admin: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
@@ -33,7 +35,8 @@ impl Vestibule {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
             .args(["serve", "--manifests"])
             .arg(manifests)
-            .args(["--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+            .args(["--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"])
+            .args(["--admin-addr", "127.0.0.1:0"])
             .args(["--workers", "2", "--log-level", "debug"])
             .args(extra)
             .stdout(Stdio::null())
@@ -56,22 +59,25 @@ impl Vestibule {
                 sink.lock().expect("log lock").push(line);
             }
         });
-        let (mut http, mut admin) = (None, None);
-        while http.is_none() || admin.is_none() {
+        let (mut http, mut https, mut admin) = (None, None, None);
+        while http.is_none() || https.is_none() || admin.is_none() {
             let (kind, addr) = addrs_rx
                 .recv_timeout(PATIENCE)
                 .unwrap_or_else(|_| panic!("vestibule did not start: {:?}", log.lock()));
             match kind.as_str() {
-                "\"http\"" | "http" => http = Some(addr),
-                "\"admin\"" | "admin" => admin = Some(addr),
+                "\"http\"" => http = Some(addr),
+                "\"https\"" => https = Some(addr),
+                "\"admin\"" => admin = Some(addr),
                 _ => {}
             }
         }
         let http = http.expect("http address");
+        let https = https.expect("https address");
         let admin = admin.expect("admin address");
         Self {
             child,
             http,
+            https,
             admin,
             log,
         }

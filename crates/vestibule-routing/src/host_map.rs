@@ -1,0 +1,121 @@
+//! Values keyed by host pattern and looked up by request host.
+
+use std::collections::HashMap;
+
+use crate::host::{HostMatch, normalize_request_host, wildcard_suffix};
+
+/// A map from host patterns to values, looked up the way the Ingress spec selects a host:
+/// exact name first, then a one-label wildcard, then the entry without a host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostMap<T> {
+    exact: HashMap<String, T>,
+    wildcard: HashMap<String, T>,
+    any: Option<T>,
+}
+
+impl<T> Default for HostMap<T> {
+    fn default() -> Self {
+        Self {
+            exact: HashMap::new(),
+            wildcard: HashMap::new(),
+            any: None,
+        }
+    }
+}
+
+impl<T> HostMap<T> {
+    /// The value for a request host (`Host`, `:authority` or SNI; case and port ignored).
+    pub fn get(&self, host: &str) -> Option<&T> {
+        let host = normalize_request_host(host);
+        self.exact
+            .get(host.as_ref())
+            .or_else(|| wildcard_suffix(&host).and_then(|suffix| self.wildcard.get(suffix)))
+            .or(self.any.as_ref())
+    }
+
+    /// The value stored for exactly this pattern.
+    pub fn get_pattern(&self, host: &HostMatch) -> Option<&T> {
+        match host {
+            HostMatch::Exact(name) => self.exact.get(name),
+            HostMatch::Wildcard(suffix) => self.wildcard.get(suffix),
+            HostMatch::Any => self.any.as_ref(),
+        }
+    }
+
+    /// Sets the value for a pattern, returning the one it replaces.
+    pub fn insert(&mut self, host: HostMatch, value: T) -> Option<T> {
+        match host {
+            HostMatch::Exact(name) => self.exact.insert(name, value),
+            HostMatch::Wildcard(suffix) => self.wildcard.insert(suffix, value),
+            HostMatch::Any => self.any.replace(value),
+        }
+    }
+
+    /// The value for this pattern, inserted by `make` when absent.
+    pub fn get_or_insert_with(&mut self, host: HostMatch, make: impl FnOnce() -> T) -> &mut T {
+        match host {
+            HostMatch::Exact(name) => self.exact.entry(name).or_insert_with(make),
+            HostMatch::Wildcard(suffix) => self.wildcard.entry(suffix).or_insert_with(make),
+            HostMatch::Any => self.any.get_or_insert_with(make),
+        }
+    }
+
+    /// Every pattern and its value, in precedence order.
+    pub fn iter(&self) -> Vec<(HostMatch, &T)> {
+        let mut all: Vec<(HostMatch, &T)> = self
+            .exact
+            .iter()
+            .map(|(name, value)| (HostMatch::Exact(name.clone()), value))
+            .chain(
+                self.wildcard
+                    .iter()
+                    .map(|(suffix, value)| (HostMatch::Wildcard(suffix.clone()), value)),
+            )
+            .chain(self.any.iter().map(|value| (HostMatch::Any, value)))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.wildcard.is_empty() && self.any.is_none()
+    }
+
+    /// The same map with every value converted.
+    pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> HostMap<U> {
+        HostMap {
+            exact: self.exact.iter().map(|(k, v)| (k.clone(), f(v))).collect(),
+            wildcard: self
+                .wildcard
+                .iter()
+                .map(|(k, v)| (k.clone(), f(v)))
+                .collect(),
+            any: self.any.as_ref().map(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(host: &str) -> HostMatch {
+        HostMatch::parse(host).expect("valid host")
+    }
+
+    #[test]
+    fn exact_then_wildcard_then_any() {
+        let mut map = HostMap::default();
+        *map.get_or_insert_with(pattern("a.foo.com"), || 0) = 1;
+        *map.get_or_insert_with(pattern("*.foo.com"), || 0) = 2;
+        assert_eq!(map.get("A.foo.com:443"), Some(&1));
+        assert_eq!(map.get("b.foo.com"), Some(&2));
+        assert_eq!(map.get("x.b.foo.com"), None);
+        *map.get_or_insert_with(HostMatch::Any, || 0) = 3;
+        assert_eq!(map.get("x.b.foo.com"), Some(&3));
+        assert_eq!(map.get_pattern(&pattern("*.foo.com")), Some(&2));
+        let order: Vec<String> = map.iter().iter().map(|(h, _)| h.to_string()).collect();
+        assert_eq!(order, ["a.foo.com", "*.foo.com", "*"]);
+    }
+}

@@ -1,0 +1,218 @@
+//! `spec.tls` into the certificate for each server name.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::Ingress;
+use vestibule_resources::{ObjectKey, ObjectKind, Snapshot};
+use vestibule_routing::{HostMap, HostMatch};
+use vestibule_tls::{Certificate, TlsTable};
+
+use crate::rules::ingress_ref;
+use crate::warning::{Warning, WarningReason};
+
+/// The TLS configuration the rules are built against.
+pub(crate) struct Tls {
+    /// Certificates by server name, and the default.
+    pub table: TlsTable,
+    /// Every host listed in some `spec.tls`, with or without a usable certificate.
+    pub hosts: HostMap<()>,
+}
+
+impl Tls {
+    /// Whether a rule's host is configured for TLS: listed itself, or covered by a wildcard.
+    pub fn covers(&self, host: &HostMatch) -> bool {
+        match host {
+            HostMatch::Exact(name) => self.hosts.get(name).is_some(),
+            HostMatch::Wildcard(_) => self.hosts.get_pattern(host).is_some(),
+            HostMatch::Any => false,
+        }
+    }
+}
+
+/// A Secret named by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SecretName {
+    /// The Secret's namespace.
+    pub namespace: String,
+    /// The Secret's name.
+    pub name: String,
+}
+
+/// Loads the certificates the Ingresses (oldest first) name. The first Ingress to name a
+/// certificate for a host keeps it; a host whose Secret is missing or broken is still a TLS host
+/// and gets the default certificate.
+pub(crate) fn build(
+    snapshot: &Snapshot,
+    ingresses: &[Arc<Ingress>],
+    default_certificate: Option<&SecretName>,
+    warnings: &mut Vec<Warning>,
+) -> Tls {
+    let mut secrets = Secrets::new(snapshot);
+    let mut tls = Tls {
+        table: TlsTable::default(),
+        hosts: HostMap::default(),
+    };
+    if let Some(name) = default_certificate {
+        match secrets.load(name) {
+            Ok(certificate) => tls.table.default = Some(certificate),
+            Err(problem) => warnings.push(Warning {
+                object: ObjectKey {
+                    kind: ObjectKind::Secret,
+                    namespace: name.namespace.clone(),
+                    name: name.name.clone(),
+                },
+                reason: problem.reason,
+                message: format!(
+                    "{}; the default certificate is self-signed instead",
+                    problem.message
+                ),
+            }),
+        }
+    }
+    for ingress in ingresses {
+        let owner = ingress_ref(ingress);
+        let entries = ingress.spec.as_ref().and_then(|spec| spec.tls.as_deref());
+        for entry in entries.unwrap_or_default() {
+            let hosts = entry.hosts.as_deref().unwrap_or_default();
+            if hosts.is_empty() {
+                warnings.push(Warning::on_ingress(
+                    &owner,
+                    WarningReason::InvalidTls,
+                    "a spec.tls entry lists no hosts; it is ignored".to_owned(),
+                ));
+                continue;
+            }
+            let certificate = match &entry.secret_name {
+                None => None,
+                Some(name) => {
+                    let name = SecretName {
+                        namespace: owner.namespace.clone(),
+                        name: name.clone(),
+                    };
+                    match secrets.load(&name) {
+                        Ok(certificate) => Some(certificate),
+                        Err(problem) => {
+                            warnings.push(Warning::on_ingress(
+                                &owner,
+                                problem.reason,
+                                format!(
+                                    "{}; hosts {} get the default certificate",
+                                    problem.message,
+                                    hosts.join(", ")
+                                ),
+                            ));
+                            None
+                        }
+                    }
+                }
+            };
+            for host in hosts {
+                let pattern = match HostMatch::parse(host) {
+                    Ok(HostMatch::Any) | Err(_) => {
+                        warnings.push(Warning::on_ingress(
+                            &owner,
+                            WarningReason::InvalidTls,
+                            format!("spec.tls host {host:?} is not a valid host name; ignored"),
+                        ));
+                        continue;
+                    }
+                    Ok(pattern) => pattern,
+                };
+                tls.hosts.insert(pattern.clone(), ());
+                let Some(certificate) = &certificate else {
+                    continue;
+                };
+                let kept = tls
+                    .table
+                    .by_host
+                    .get_or_insert_with(pattern, || certificate.clone());
+                if kept.source() != certificate.source() {
+                    warnings.push(Warning::on_ingress(
+                        &owner,
+                        WarningReason::Conflict,
+                        format!(
+                            "TLS host {host} already has the certificate from {} (an older Ingress); {} is not used for it",
+                            kept.source(),
+                            certificate.source()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    tls
+}
+
+/// Why a Secret's certificate cannot be used.
+struct SecretProblem {
+    reason: WarningReason,
+    message: String,
+}
+
+/// The snapshot's Secrets, each loaded at most once per translation.
+struct Secrets<'a> {
+    by_name: HashMap<(&'a str, &'a str), &'a Secret>,
+    loaded: HashMap<SecretName, Result<Arc<Certificate>, String>>,
+}
+
+impl<'a> Secrets<'a> {
+    fn new(snapshot: &'a Snapshot) -> Self {
+        let by_name = snapshot
+            .secrets
+            .iter()
+            .map(|secret| {
+                let metadata = &secret.metadata;
+                let key = (
+                    metadata.namespace.as_deref().unwrap_or_default(),
+                    metadata.name.as_deref().unwrap_or_default(),
+                );
+                (key, secret.as_ref())
+            })
+            .collect();
+        Self {
+            by_name,
+            loaded: HashMap::new(),
+        }
+    }
+
+    fn load(&mut self, name: &SecretName) -> Result<Arc<Certificate>, SecretProblem> {
+        let Some(secret) = self
+            .by_name
+            .get(&(name.namespace.as_str(), name.name.as_str()))
+            .copied()
+        else {
+            return Err(SecretProblem {
+                reason: WarningReason::SecretNotFound,
+                message: format!(
+                    "Secret {} not found in namespace {}",
+                    name.name, name.namespace
+                ),
+            });
+        };
+        let source = format!("Secret {}/{}", name.namespace, name.name);
+        let loaded = self
+            .loaded
+            .entry(name.clone())
+            .or_insert_with(|| certificate_of(secret, &source).map(Arc::new));
+        loaded.clone().map_err(|reason| SecretProblem {
+            reason: WarningReason::InvalidSecret,
+            message: format!("{source} cannot be used: {reason}"),
+        })
+    }
+}
+
+fn certificate_of(secret: &Secret, source: &str) -> Result<Certificate, String> {
+    let data = secret.data.as_ref();
+    let field = |key: &str| {
+        data.and_then(|data| data.get(key))
+            .map(|bytes| bytes.0.as_slice())
+    };
+    match (field("tls.crt"), field("tls.key")) {
+        (Some(chain), Some(key)) => {
+            Certificate::from_pem(chain, key, source).map_err(|error| error.to_string())
+        }
+        _ => Err("it has no tls.crt and tls.key".to_owned()),
+    }
+}
