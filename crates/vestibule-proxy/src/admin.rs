@@ -42,7 +42,7 @@ pub async fn serve_admin(listener: TcpListener, health: Arc<Health>) {
             let health = health.clone();
             async move { Ok::<_, Infallible>(answer(&request, &health)) }
         };
-        serve_connection(builder.clone(), stream, service)
+        serve_connection(builder.clone(), stream, service, None)
     })
     .await;
 }

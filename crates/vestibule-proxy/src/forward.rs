@@ -23,6 +23,25 @@ static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port"
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Which kind of listener a request arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// Plain HTTP.
+    Http,
+    /// HTTPS (TLS terminated here).
+    Https,
+}
+
+impl Scheme {
+    /// The scheme as `X-Forwarded-Proto` reports it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+}
+
 /// Where a request came from and through which listener.
 #[derive(Clone, Debug)]
 pub(crate) struct Origin {
@@ -30,8 +49,8 @@ pub(crate) struct Origin {
     pub peer: SocketAddr,
     /// The listener's port, as `X-Forwarded-Port` reports it.
     pub port: u16,
-    /// `http` or `https`.
-    pub proto: &'static str,
+    /// The listener's scheme.
+    pub scheme: Scheme,
     /// The server name the client asked for in its TLS handshake.
     pub sni: Option<std::sync::Arc<str>>,
 }
@@ -86,7 +105,7 @@ pub(crate) fn add_forwarding_headers(headers: &mut HeaderMap, host: &HeaderValue
     set(headers, &X_FORWARDED_PORT, origin.port.to_string());
     headers.insert(
         X_FORWARDED_PROTO.clone(),
-        HeaderValue::from_static(origin.proto),
+        HeaderValue::from_static(origin.scheme.as_str()),
     );
     headers.insert(X_FORWARDED_HOST.clone(), host.clone());
     if !headers.contains_key(&X_REQUEST_ID) {
@@ -106,7 +125,7 @@ mod tests {
         Origin {
             peer: "192.0.2.7:5555".parse().expect("address"),
             port: 8080,
-            proto: "http",
+            scheme: Scheme::Http,
             sni: None,
         }
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use http::header::{HOST, LOCATION, STRICT_TRANSPORT_SECURITY};
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
@@ -12,7 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 
 use crate::error::{Fault, ProxyError};
-use crate::forward::{Origin, add_forwarding_headers, requested_upgrade, strip_hop_by_hop};
+use crate::forward::{Origin, Scheme, add_forwarding_headers, requested_upgrade, strip_hop_by_hop};
 use crate::listener::ProxySettings;
 use crate::plane::DataPlane;
 use crate::response::{ResponseBody, local, stamp};
@@ -76,7 +76,7 @@ impl Handler {
             selected.map(|selected| selected.target().clone())
         }
         .ok_or(ProxyError::NoRoute)?;
-        if origin.sni.is_none()
+        if origin.scheme == Scheme::Http
             && target.route.https_redirect
             && !request.uri().path().starts_with(ACME_CHALLENGE_PATH)
         {
@@ -102,7 +102,7 @@ impl Handler {
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         parts.uri = Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(http::uri::Scheme::HTTP)
             .authority(endpoint.clone())
             .path_and_query(path_and_query)
             .build()?;
@@ -144,7 +144,7 @@ impl Handler {
             .flatten();
         strip_hop_by_hop(headers, response_upgrade);
         stamp(headers);
-        if origin.sni.is_some()
+        if origin.scheme == Scheme::Https
             && target.route.tls
             && let Some(hsts) = &self.settings.hsts
         {

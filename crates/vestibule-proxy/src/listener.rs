@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::{HeaderValue, Request, Response};
@@ -13,12 +13,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use vestibule_tls::{Certificate, crypto_provider};
 
-use crate::forward::Origin;
+use crate::forward::{Origin, Scheme};
 use crate::handler::{Handler, UpstreamClient};
 use crate::plane::DataPlane;
 use crate::tls::SniResolver;
@@ -45,6 +46,7 @@ pub struct Proxy {
     handler: Arc<Handler>,
     acceptor: TlsAcceptor,
     tls_handshake_timeout: Duration,
+    connections: Mutex<Option<GracefulShutdown>>,
 }
 
 impl Proxy {
@@ -72,7 +74,34 @@ impl Proxy {
                 settings,
             }),
             acceptor: TlsAcceptor::from(Arc::new(config)),
+            connections: Mutex::new(Some(GracefulShutdown::new())),
         })
+    }
+
+    /// Asks every open connection to finish (HTTP/1.1 after its current request, HTTP/2 with
+    /// GOAWAY) and waits up to `timeout` for them to close. Returns whether all closed in time.
+    /// Stop the listeners first: connections accepted afterwards are not waited for.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let connections = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match connections {
+            Some(connections) => tokio::time::timeout(timeout, connections.shutdown())
+                .await
+                .is_ok(),
+            None => true,
+        }
+    }
+
+    /// A handle that tracks connections for [`drain`](Self::drain).
+    fn watcher(&self) -> Option<Watcher> {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(GracefulShutdown::watcher)
     }
 
     /// Serves plain HTTP/1.1 (with upgrades) and HTTP/2 with prior knowledge on `listener`,
@@ -81,11 +110,11 @@ impl Proxy {
         let port = local_port(&listener);
         let handler = self.handler.clone();
         let builder = auto::Builder::new(TokioExecutor::new());
-        accept_loop(listener, move |stream, peer| {
+        accept_loop(listener, |stream, peer| {
             let origin = Origin {
                 peer,
                 port,
-                proto: "http",
+                scheme: Scheme::Http,
                 sni: None,
             };
             let handler = handler.clone();
@@ -93,7 +122,7 @@ impl Proxy {
                 let (handler, origin) = (handler.clone(), origin.clone());
                 async move { Ok::<_, Infallible>(handler.handle(request, &origin).await) }
             };
-            serve_connection(builder.clone(), stream, service)
+            serve_connection(builder.clone(), stream, service, self.watcher())
         })
         .await;
     }
@@ -106,8 +135,9 @@ impl Proxy {
         let acceptor = self.acceptor.clone();
         let timeout = self.tls_handshake_timeout;
         let builder = auto::Builder::new(TokioExecutor::new());
-        accept_loop(listener, move |stream, peer| {
+        accept_loop(listener, |stream, peer| {
             let (handler, acceptor, builder) = (handler.clone(), acceptor.clone(), builder.clone());
+            let watcher = self.watcher();
             async move {
                 let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => stream,
@@ -124,14 +154,14 @@ impl Proxy {
                 let origin = Origin {
                     peer,
                     port,
-                    proto: "https",
+                    scheme: Scheme::Https,
                     sni,
                 };
                 let service = move |request| {
                     let (handler, origin) = (handler.clone(), origin.clone());
                     async move { Ok::<_, Infallible>(handler.handle(request, &origin).await) }
                 };
-                serve_connection(builder, stream, service).await;
+                serve_connection(builder, stream, service, watcher).await;
             }
         })
         .await;
@@ -178,11 +208,13 @@ where
     }
 }
 
-/// Serves HTTP/1.1 (with upgrades) or HTTP/2, whichever the client speaks, on one connection.
+/// Serves HTTP/1.1 (with upgrades) or HTTP/2, whichever the client speaks, on one connection;
+/// `watcher`, when given, lets a drain close the connection gracefully.
 pub(crate) async fn serve_connection<I, S, F, B>(
     builder: auto::Builder<TokioExecutor>,
     io: I,
     service: S,
+    watcher: Option<Watcher>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Fn(Request<Incoming>) -> F + Send + 'static,
@@ -191,10 +223,12 @@ pub(crate) async fn serve_connection<I, S, F, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if let Err(error) = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service_fn(service))
-        .await
-    {
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service_fn(service));
+    let result = match watcher {
+        Some(watcher) => watcher.watch(connection).await,
+        None => connection.await,
+    };
+    if let Err(error) = result {
         tracing::debug!(%error, "connection ended with an error");
     }
 }

@@ -19,11 +19,7 @@ pub(crate) struct SniResolver {
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let table = self.plane.tls();
-        let certificate = hello
-            .server_name()
-            .and_then(|name| table.for_name(name))
-            .or(table.default.as_ref())
-            .unwrap_or(&self.fallback);
+        let certificate = table.resolve(hello.server_name()).unwrap_or(&self.fallback);
         Some(certificate.certified_key().clone())
     }
 }
@@ -35,13 +31,13 @@ impl fmt::Debug for SniResolver {
 }
 
 /// Whether a request for `host` on a connection established for `sni` must be refused (421):
-/// the two names would be served different certificates.
+/// a handshake for the host would have been served a different certificate.
 pub(crate) fn misdirected(plane: &DataPlane, sni: &str, host: &str) -> bool {
     let host = vestibule_routing::normalize_request_host(host);
     if host.eq_ignore_ascii_case(sni) {
         return false;
     }
     let table = plane.tls();
-    let pointer = |name: &str| table.for_name(name).map(Arc::as_ptr);
-    pointer(sni) != pointer(&host)
+    let served = |name: &str| table.resolve(Some(name)).map(Arc::as_ptr);
+    served(sni) != served(&host)
 }

@@ -23,6 +23,13 @@ impl TlsTable {
         self.by_host.get(name)
     }
 
+    /// The certificate a TLS handshake for `name` (or one without SNI) is served: the one
+    /// configured for the name, else the default. `None` means the listener's own fallback.
+    pub fn resolve(&self, name: Option<&str>) -> Option<&Arc<Certificate>> {
+        name.and_then(|name| self.for_name(name))
+            .or(self.default.as_ref())
+    }
+
     /// Every distinct certificate in the table, the default included.
     pub fn certificates(&self) -> Vec<&Arc<Certificate>> {
         let mut all: Vec<&Arc<Certificate>> = self

@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Route traffic according to Ingress resources.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a demo backend that answers with a JSON description of each request.
     Echo(EchoArgs),
 }
@@ -37,9 +37,47 @@ pub enum Command {
 /// Flags of `vestibule serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Directory of Kubernetes manifests (YAML or JSON) to serve, watched for changes.
+    /// Directory of Kubernetes manifests (YAML or JSON) to serve, watched for changes. Without
+    /// it, Vestibule watches the Kubernetes API (in-cluster config, or KUBECONFIG).
     #[arg(long, env = "VESTIBULE_MANIFESTS")]
-    pub manifests: PathBuf,
+    pub manifests: Option<PathBuf>,
+    /// Watch only this namespace (cluster mode) [default: all namespaces].
+    #[arg(long, env = "VESTIBULE_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Service (NAMESPACE/NAME) whose addresses are written to Ingress status (cluster mode).
+    #[arg(long, env = "VESTIBULE_PUBLISH_SERVICE", value_parser = parse_namespaced_name)]
+    pub publish_service: Option<(String, String)>,
+    /// Comma-separated IPs or hostnames written to Ingress status instead of a Service's.
+    #[arg(
+        long,
+        env = "VESTIBULE_PUBLISH_STATUS_ADDRESS",
+        value_delimiter = ',',
+        conflicts_with = "publish_service"
+    )]
+    pub publish_status_address: Vec<String>,
+    /// Name of the Lease replicas elect the status writer with (cluster mode).
+    #[arg(
+        long,
+        env = "VESTIBULE_ELECTION_ID",
+        default_value = "vestibule-leader"
+    )]
+    pub election_id: String,
+    /// Namespace of the election Lease: the controller's own.
+    #[arg(long, env = "VESTIBULE_ELECTION_NAMESPACE", default_value = "default")]
+    pub election_namespace: String,
+    /// How long a leader's lease lasts without renewal.
+    #[arg(long, env = "VESTIBULE_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub election_lease_duration: Duration,
+    /// This replica's name in the election and in Events [default: $HOSTNAME].
+    #[arg(long, env = "VESTIBULE_POD_NAME")]
+    pub pod_name: Option<String>,
+    /// After SIGTERM, how long listeners keep accepting (while /readyz says 503) so load
+    /// balancers stop sending traffic first.
+    #[arg(long, env = "VESTIBULE_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// After the listeners stop, how long open requests get to finish.
+    #[arg(long, env = "VESTIBULE_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
     /// Address of the plain HTTP listener.
     #[arg(long, env = "VESTIBULE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
@@ -60,7 +98,7 @@ pub struct ServeArgs {
     pub workers: Option<NonZeroUsize>,
     /// Secret (NAMESPACE/NAME) with the certificate for unknown TLS server names [default: a
     /// self-signed certificate generated at start-up].
-    #[arg(long, env = "VESTIBULE_DEFAULT_SSL_CERTIFICATE", value_parser = parse_secret_name)]
+    #[arg(long, env = "VESTIBULE_DEFAULT_SSL_CERTIFICATE", value_parser = parse_namespaced_name)]
     pub default_ssl_certificate: Option<(String, String)>,
     /// Redirect plain-HTTP requests for TLS hosts to HTTPS with a 308.
     #[arg(long, env = "VESTIBULE_DEFAULT_SSL_REDIRECT", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -102,7 +140,7 @@ impl ServeArgs {
     }
 }
 
-fn parse_secret_name(text: &str) -> Result<(String, String), String> {
+fn parse_namespaced_name(text: &str) -> Result<(String, String), String> {
     match text.split_once('/') {
         Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() => {
             Ok((namespace.to_owned(), name.to_owned()))
@@ -162,6 +200,9 @@ mod tests {
         assert!(args.default_ssl_redirect);
         assert_eq!(args.https_redirect_port, 443);
         assert_eq!(args.tls_handshake_timeout, Duration::from_secs(10));
+        assert_eq!(args.shutdown_grace, Duration::from_secs(5));
+        assert_eq!(args.election_id, "vestibule-leader");
+        assert!(args.publish_status_address.is_empty());
         assert_eq!(
             args.hsts_header().as_deref(),
             Some("max-age=31536000; includeSubDomains")
@@ -193,12 +234,43 @@ mod tests {
     }
 
     #[test]
+    fn cluster_mode_flags() {
+        let cli = Cli::try_parse_from([
+            "vestibule",
+            "serve",
+            "--publish-status-address",
+            "203.0.113.7,lb.example.com",
+            "--watch-namespace",
+            "shop",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.manifests, None);
+        assert_eq!(
+            args.publish_status_address,
+            ["203.0.113.7", "lb.example.com"]
+        );
+        assert_eq!(args.watch_namespace.as_deref(), Some("shop"));
+        let both = Cli::try_parse_from([
+            "vestibule",
+            "serve",
+            "--publish-status-address",
+            "a",
+            "--publish-service",
+            "ns/svc",
+        ]);
+        assert!(both.is_err(), "publish flags exclude each other");
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5h").is_err());
-        assert!(parse_secret_name("no-slash").is_err());
+        assert!(parse_namespaced_name("no-slash").is_err());
     }
 }

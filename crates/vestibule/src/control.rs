@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use vestibule_manifests::Scan;
 use vestibule_proxy::DataPlane;
-use vestibule_translator::{Options, translate};
+use vestibule_resources::Snapshot;
+use vestibule_translator::{Options, Translation, translate};
 
 /// Translates snapshots, publishes them, and logs problems once each while they last.
 pub struct Publisher {
@@ -26,21 +26,21 @@ impl Publisher {
         }
     }
 
-    /// Makes a scan's snapshot live; problems and warnings are logged when they first appear.
-    pub fn publish(&mut self, scan: &Scan) {
+    /// Makes a snapshot live; the source's `problems`, and translation warnings, are logged
+    /// when they first appear. Returns the translation for the caller's write-back.
+    pub fn publish(&mut self, snapshot: &Snapshot, problems: &[String]) -> Translation {
         let started = Instant::now();
-        let translation = translate(&scan.snapshot, &self.options);
+        let translation = translate(snapshot, &self.options);
         let translated = started.elapsed();
         let applied =
             self.plane
                 .apply(&translation.routes, &translation.backends, &translation.tls);
         let mut current = HashSet::new();
-        for problem in &scan.problems {
-            let message = problem.to_string();
-            if !self.reported.contains(&message) {
+        for message in problems {
+            if !self.reported.contains(message) {
                 tracing::warn!("{message}");
             }
-            current.insert(message);
+            current.insert(message.clone());
         }
         let expired = expired_certificates(&translation.tls);
         for warning in translation
@@ -65,6 +65,7 @@ impl Publisher {
             translation_us = translated.as_micros() as u64,
             "configuration applied"
         );
+        translation
     }
 }
 

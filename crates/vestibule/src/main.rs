@@ -1,6 +1,7 @@
 //! The `vestibule` command: the ingress controller (`serve`) and a demo backend (`echo`).
 
 mod cli;
+mod cluster;
 mod control;
 mod serve;
 
@@ -32,7 +33,7 @@ fn main() -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Echo(args) => {
                 let listener = tokio::net::TcpListener::bind(args.listen)
                     .await

@@ -1,16 +1,19 @@
-//! `vestibule serve`: listeners, the manifest source and the publishing loop.
+//! `vestibule serve`: listeners, a configuration source, and graceful termination.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use vestibule_cluster::{Client, ClusterError, LeaseSettings, PublishAddress};
 use vestibule_manifests::ManifestDir;
 use vestibule_proxy::{DataPlane, Health, Proxy, ProxySettings, serve_admin};
 use vestibule_tls::Certificate;
 use vestibule_translator::{Options, SecretName};
 
 use crate::cli::ServeArgs;
+use crate::cluster::{self, ClusterSettings};
 use crate::control::Publisher;
 
 /// The name in the self-signed certificate served when no other certificate applies.
@@ -19,16 +22,115 @@ const FALLBACK_CERTIFICATE_NAME: &str = "vestibule.invalid";
 /// How long the manifest directory must be quiet before a change is applied.
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(50);
 
-/// Runs the controller until SIGINT or SIGTERM.
+/// Where the configuration comes from.
+enum Source {
+    Files(ManifestDir),
+    Cluster(Client, ClusterSettings),
+}
+
+/// Runs the controller until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut dir = ManifestDir::open(&args.manifests)
-        .with_context(|| format!("cannot serve manifests from {}", args.manifests.display()))?;
+    let source = open_source(&args).await?;
     let http = bind(args.http_addr, "http").await?;
     let https = bind(args.https_addr, "https").await?;
     let admin = bind(args.admin_addr, "admin").await?;
 
     let plane = Arc::new(DataPlane::default());
     let health = Arc::new(Health::default());
+    let proxy = Arc::new(build_proxy(&args, plane.clone())?);
+    let admin_task = tokio::spawn(serve_admin(admin, health.clone()));
+    let listeners = {
+        let (plain, secure) = (proxy.clone(), proxy.clone());
+        [
+            tokio::spawn(async move { plain.serve_http(http).await }),
+            tokio::spawn(async move { secure.serve_https(https).await }),
+        ]
+    };
+
+    let publisher = Publisher::new(plane, translator_options(&args));
+    let (stop, stopped) = watch::channel(false);
+    let mut configuring = match source {
+        Source::Files(dir) => tokio::spawn(serve_files(dir, publisher, health.clone(), stopped)),
+        Source::Cluster(client, settings) => tokio::spawn(cluster::run(
+            client,
+            settings,
+            publisher,
+            health.clone(),
+            stopped,
+        )),
+    };
+    let outcome = tokio::select! {
+        finished = &mut configuring => Some(finished.context("the configuration task failed")?),
+        () = shutdown_signal() => None,
+    };
+    if let Some(Err(error)) = outcome {
+        return Err(error);
+    }
+
+    tracing::info!(grace = ?args.shutdown_grace, "shutting down: /readyz answers 503 from now on");
+    health.set_ready(false);
+    stop.send_replace(true);
+    let _ = configuring.await;
+    tokio::time::sleep(args.shutdown_grace).await;
+    for listener in listeners {
+        listener.abort();
+    }
+    tracing::info!(timeout = ?args.shutdown_timeout, "listeners closed; draining open connections");
+    if proxy.drain(args.shutdown_timeout).await {
+        tracing::info!("all connections closed");
+    } else {
+        tracing::warn!("connections still open at the shutdown timeout were cut");
+    }
+    admin_task.abort();
+    Ok(())
+}
+
+async fn open_source(args: &ServeArgs) -> anyhow::Result<Source> {
+    if let Some(manifests) = &args.manifests {
+        let dir = ManifestDir::open(manifests)
+            .with_context(|| format!("cannot serve manifests from {}", manifests.display()))?;
+        return Ok(Source::Files(dir));
+    }
+    let client = Client::try_default().await.map_err(ClusterError::Config)?;
+    let publish = match (
+        &args.publish_service,
+        args.publish_status_address.as_slice(),
+    ) {
+        (Some((namespace, name)), _) => Some(PublishAddress::Service {
+            namespace: namespace.clone(),
+            name: name.clone(),
+        }),
+        (None, []) => None,
+        (None, addresses) => Some(PublishAddress::Fixed(addresses.to_vec())),
+    };
+    if publish.is_none() {
+        tracing::warn!(
+            "neither --publish-service nor --publish-status-address is set: Ingress status is left alone"
+        );
+    }
+    let identity = args
+        .pod_name
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("vestibule-{:08x}", fastrand::u32(..)));
+    let lease = LeaseSettings {
+        namespace: args.election_namespace.clone(),
+        name: args.election_id.clone(),
+        identity,
+        lease_duration: args.election_lease_duration,
+        retry_period: args.election_lease_duration / 5,
+    };
+    Ok(Source::Cluster(
+        client,
+        ClusterSettings {
+            namespace: args.watch_namespace.clone(),
+            publish,
+            lease,
+        },
+    ))
+}
+
+fn build_proxy(args: &ServeArgs, plane: Arc<DataPlane>) -> anyhow::Result<Proxy> {
     let fallback = Certificate::self_signed(&[FALLBACK_CERTIFICATE_NAME])
         .context("cannot generate the self-signed default certificate")?;
     let hsts = args
@@ -41,41 +143,49 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         hsts,
         tls_handshake_timeout: args.tls_handshake_timeout,
     };
-    let proxy = Arc::new(
-        Proxy::new(plane.clone(), settings, Arc::new(fallback)).context("cannot configure TLS")?,
-    );
-    tokio::spawn(serve_admin(admin, health.clone()));
-    let plain = proxy.clone();
-    tokio::spawn(async move { plain.serve_http(http).await });
-    tokio::spawn(async move { proxy.serve_https(https).await });
+    Proxy::new(plane, settings, Arc::new(fallback)).context("cannot configure TLS")
+}
 
-    let options = Options {
-        ingress_class: args.ingress_class,
+fn translator_options(args: &ServeArgs) -> Options {
+    Options {
+        ingress_class: args.ingress_class.clone(),
         watch_ingress_without_class: args.watch_ingress_without_class,
         ssl_redirect: args.default_ssl_redirect,
         default_certificate: args
             .default_ssl_certificate
+            .clone()
             .map(|(namespace, name)| SecretName { namespace, name }),
-    };
-    let mut publisher = Publisher::new(plane, options);
-    let first = dir
-        .scan()
-        .with_context(|| format!("cannot read {}", args.manifests.display()))?;
-    publisher.publish(&first);
-    health.set_ready(true);
+    }
+}
 
+/// File mode: publishes the directory, then every change, until `stop` fires.
+async fn serve_files(
+    mut dir: ManifestDir,
+    mut publisher: Publisher,
+    health: Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let root = dir.root().display().to_string();
+    let first = dir.scan().with_context(|| format!("cannot read {root}"))?;
+    publisher.publish(&first.snapshot, &problems(&first));
+    health.set_ready(true);
     let mut scans = vestibule_manifests::watch(dir, RELOAD_DEBOUNCE)
         .context("cannot watch the manifest directory")?;
-    let publishing = async move {
-        while let Some(scan) = scans.recv().await {
-            publisher.publish(&scan);
+    loop {
+        tokio::select! {
+            scan = scans.recv() => match scan {
+                Some(scan) => {
+                    publisher.publish(&scan.snapshot, &problems(&scan));
+                }
+                None => anyhow::bail!("the manifest watcher for {root} stopped"),
+            },
+            _ = stop.changed() => return Ok(()),
         }
-    };
-    tokio::select! {
-        () = publishing => tracing::error!("the manifest watcher stopped"),
-        () = shutdown_signal() => tracing::info!("shutting down"),
     }
-    Ok(())
+}
+
+fn problems(scan: &vestibule_manifests::Scan) -> Vec<String> {
+    scan.problems.iter().map(ToString::to_string).collect()
 }
 
 async fn bind(addr: std::net::SocketAddr, kind: &str) -> anyhow::Result<TcpListener> {

@@ -2,7 +2,10 @@
 //! HTTP/1.1, HTTP/2 and WebSocket clients.
 
 mod bad_input;
+mod cluster;
 mod proxying;
 mod reload;
 mod routing;
+mod shutdown;
 mod support;
+mod tls;

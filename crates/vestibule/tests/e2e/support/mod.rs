@@ -14,6 +14,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+pub mod apiserver;
+pub mod tls;
+
 /// How long any eventually-true condition may take before a test gives up.
 pub const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -32,9 +35,34 @@ pub struct Vestibule {
 impl Vestibule {
     /// Starts `vestibule serve --manifests DIR` on loopback ports and waits until it listens.
     pub fn start(manifests: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
-            .args(["serve", "--manifests"])
-            .arg(manifests)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vestibule"));
+        command.args(["serve", "--manifests"]).arg(manifests);
+        Self::spawn(command, extra)
+    }
+
+    /// Starts `vestibule serve` against the Kubernetes API described by `kubeconfig`.
+    pub fn start_cluster(kubeconfig: &Path, extra: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vestibule"));
+        command.arg("serve").env("KUBECONFIG", kubeconfig);
+        Self::spawn(command, extra)
+    }
+
+    /// Sends SIGTERM, as Kubernetes does to stop a pod.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGTERM delivered");
+    }
+
+    /// Waits for the process to exit and returns whether it exited successfully.
+    pub fn wait(&mut self) -> bool {
+        self.child.wait().expect("wait").success()
+    }
+
+    fn spawn(mut command: Command, extra: &[&str]) -> Self {
+        let mut child = command
             .args(["--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"])
             .args(["--admin-addr", "127.0.0.1:0"])
             .args(["--workers", "2", "--log-level", "debug"])
@@ -168,9 +196,12 @@ impl Answer {
             .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
     }
 
-    /// The name of the echo backend that answered.
+    /// The name of the echo backend that answered; empty when the proxy answered itself.
     pub fn backend(&self) -> String {
-        self.json()["name"].as_str().unwrap_or_default().to_owned()
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|json| json["name"].as_str().map(str::to_owned))
+            .unwrap_or_default()
     }
 }
 

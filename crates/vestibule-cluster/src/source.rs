@@ -1,0 +1,166 @@
+//! Reflectors over the Kubernetes API that yield resource snapshots.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use kube::api::{Api, DynamicObject};
+use kube::runtime::WatchStreamExt as _;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Notify, mpsc};
+use vestibule_resources::Snapshot;
+
+use crate::error::ClusterError;
+use crate::slices::{SliceStore, SliceVersion};
+
+/// Only TLS Secrets are read, so a large cluster's other Secrets cost no memory.
+const TLS_SECRETS: &str = "type=kubernetes.io/tls";
+
+/// The stores of every kind Vestibule reads.
+struct Stores {
+    ingresses: Store<Ingress>,
+    ingress_classes: Store<IngressClass>,
+    services: Store<Service>,
+    slices: SliceStore,
+    endpoints: Store<Endpoints>,
+    secrets: Store<Secret>,
+}
+
+impl Stores {
+    /// Waits until every store has completed its first list.
+    async fn ready(&self) -> bool {
+        let slices_ready = match &self.slices {
+            SliceStore::V1(store) => store.wait_until_ready().await,
+            SliceStore::V1Beta1(store) => store.wait_until_ready().await,
+        };
+        slices_ready.is_ok()
+            && self.ingresses.wait_until_ready().await.is_ok()
+            && self.ingress_classes.wait_until_ready().await.is_ok()
+            && self.services.wait_until_ready().await.is_ok()
+            && self.endpoints.wait_until_ready().await.is_ok()
+            && self.secrets.wait_until_ready().await.is_ok()
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            ingresses: self.ingresses.state(),
+            ingress_classes: self.ingress_classes.state(),
+            services: self.services.state(),
+            endpoint_slices: self.slices.slices(),
+            endpoints: self.endpoints.state(),
+            secrets: self.secrets.state(),
+        }
+    }
+}
+
+/// Watches Ingresses, IngressClasses, Services, EndpointSlices (v1, or v1beta1 where that is
+/// all the server has), Endpoints and TLS Secrets, in `namespace` or in all namespaces.
+///
+/// The first snapshot is sent only after every reflector has completed its first list, so a
+/// partial configuration is never published. After that a snapshot follows each burst of
+/// changes, once the watches have been quiet for `debounce`. When the API server is
+/// unreachable the watches retry with backoff and no snapshot is sent; a relist replaces a
+/// store's contents in one step, so it never yields an empty snapshot in between.
+pub async fn watch(
+    client: Client,
+    namespace: Option<String>,
+    debounce: Duration,
+) -> Result<mpsc::Receiver<Snapshot>, ClusterError> {
+    let version = SliceVersion::discover(&client).await?;
+    tracing::info!(?version, "watching EndpointSlices");
+    let changed = Arc::new(Notify::new());
+    let scope = ApiScope(client.clone(), namespace.clone());
+    let all = watcher::Config::default;
+    let slices = match version {
+        SliceVersion::V1 => SliceStore::V1(reflect(scope.api(), all(), &changed, ())),
+        SliceVersion::V1Beta1 => {
+            let resource = SliceVersion::v1beta1_resource();
+            let api = match &namespace {
+                Some(namespace) => {
+                    Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource)
+                }
+                None => Api::<DynamicObject>::all_with(client.clone(), &resource),
+            };
+            SliceStore::V1Beta1(reflect(api, all(), &changed, resource))
+        }
+    };
+    let stores = Stores {
+        ingresses: reflect(scope.api(), all(), &changed, ()),
+        ingress_classes: reflect(Api::all(client.clone()), all(), &changed, ()),
+        services: reflect(scope.api(), all(), &changed, ()),
+        slices,
+        endpoints: reflect(scope.api(), all(), &changed, ()),
+        secrets: reflect(scope.api(), all().fields(TLS_SECRETS), &changed, ()),
+    };
+    let (sender, receiver) = mpsc::channel(1);
+    tokio::spawn(async move {
+        if !stores.ready().await {
+            tracing::error!("a reflector stopped before its first list completed");
+            return;
+        }
+        tracing::info!("every reflector has completed its first list");
+        loop {
+            if sender.send(stores.snapshot()).await.is_err() {
+                return;
+            }
+            changed.notified().await;
+            while tokio::time::timeout(debounce, changed.notified())
+                .await
+                .is_ok()
+            {}
+        }
+    });
+    Ok(receiver)
+}
+
+/// A client and the namespace (or all namespaces) namespaced kinds are watched in.
+struct ApiScope(Client, Option<String>);
+
+impl ApiScope {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match &self.1 {
+            Some(namespace) => Api::namespaced(self.0.clone(), namespace),
+            None => Api::all(self.0.clone()),
+        }
+    }
+}
+
+/// Starts a reflector and returns its store; every change wakes `changed`.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    changed: &Arc<Notify>,
+    dynamic_type: K::DynamicType,
+) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    let kind = K::kind(&dynamic_type).into_owned();
+    let writer = Writer::new(dynamic_type);
+    let store = writer.as_reader();
+    let changed = changed.clone();
+    let events = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(_) => changed.notify_one(),
+                Err(error) => tracing::warn!(%kind, %error, "watch failed; retrying with backoff"),
+            }
+        }
+    });
+    store
+}
