@@ -15,6 +15,9 @@ use hyper_util::server::conn::auto;
 
 use crate::listener::{accept_loop, serve_connection};
 
+/// The most connections the admin listener holds open at once.
+const ADMIN_CONNECTIONS: usize = 64;
+
 /// Whether the process is ready for traffic, as `/readyz` reports it.
 #[derive(Debug, Default)]
 pub struct Health {
@@ -36,7 +39,7 @@ impl Health {
 /// Serves `/healthz` (the process is alive) and `/readyz` (200 once ready) on `listener`.
 pub async fn serve_admin(listener: TcpListener, health: Arc<Health>) {
     let builder = auto::Builder::new(TokioExecutor::new());
-    accept_loop(listener, move |stream, _peer| {
+    accept_loop(listener, ADMIN_CONNECTIONS, move |stream, _peer| {
         let health = health.clone();
         let service = move |request: Request<Incoming>| {
             let health = health.clone();

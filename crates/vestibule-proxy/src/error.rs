@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use http::uri::Authority;
-use vestibule_routing::BackendId;
+use vestibule_routing::{BackendId, InvalidPath};
+
+use crate::body::BodyTooLarge;
 
 /// Who caused a failed request: decides the status class and the log level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +26,15 @@ pub enum ProxyError {
     /// An HTTP/1.1 request without `Host`.
     #[error("request has no Host header")]
     MissingHost,
+    /// A request whose framing or addressing is ambiguous: it is never forwarded.
+    #[error("ambiguous request refused: {0}")]
+    Ambiguous(&'static str),
+    /// A request path that cannot be normalised.
+    #[error("{0}")]
+    InvalidPath(#[from] InvalidPath),
+    /// The request body is larger than `--proxy-body-size`.
+    #[error("{0}")]
+    BodyTooLarge(#[from] BodyTooLarge),
     /// The request's host would be served a different certificate than the connection's SNI.
     #[error("request host {host} does not belong to this TLS connection (SNI {sni})")]
     Misdirected {
@@ -65,6 +76,12 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
+    /// Whether the connection must be closed after answering: the request may have left bytes
+    /// on the connection that can no longer be framed.
+    pub fn closes_connection(&self) -> bool {
+        matches!(self, Self::Ambiguous(_) | Self::BodyTooLarge(_))
+    }
+
     /// Classifies an upstream client error.
     pub(crate) fn upstream(
         backend: &Arc<BackendId>,
@@ -74,6 +91,11 @@ impl ProxyError {
         let mut source = error.source();
         let mut reason = error.to_string();
         while let Some(cause) = source {
+            if let Some(too_large) = cause.downcast_ref::<BodyTooLarge>() {
+                return Self::BodyTooLarge(BodyTooLarge {
+                    limit: too_large.limit,
+                });
+            }
             if cause
                 .downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
@@ -98,6 +120,9 @@ impl ProxyError {
     pub fn fault(&self) -> Fault {
         match self {
             Self::MissingHost
+            | Self::Ambiguous(_)
+            | Self::InvalidPath(_)
+            | Self::BodyTooLarge(_)
             | Self::Misdirected { .. }
             | Self::NoRoute
             | Self::InvalidTarget(_) => Fault::Client,
@@ -109,7 +134,11 @@ impl ProxyError {
     /// The status the client is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingHost | Self::InvalidTarget(_) => StatusCode::BAD_REQUEST,
+            Self::MissingHost
+            | Self::Ambiguous(_)
+            | Self::InvalidPath(_)
+            | Self::InvalidTarget(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Misdirected { .. } => StatusCode::MISDIRECTED_REQUEST,
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::NoReadyEndpoint { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -53,6 +53,8 @@ pub(crate) struct Origin {
     pub scheme: Scheme,
     /// The server name the client asked for in its TLS handshake.
     pub sni: Option<std::sync::Arc<str>>,
+    /// What the connection's request heads looked like before parsing.
+    pub framing: crate::framing::FramingFlag,
 }
 
 /// The protocol an HTTP/1.1 request asks to upgrade to, when it asks with `Connection: upgrade`.
@@ -127,6 +129,7 @@ mod tests {
             port: 8080,
             scheme: Scheme::Http,
             sni: None,
+            framing: crate::framing::FramingFlag::default(),
         }
     }
 

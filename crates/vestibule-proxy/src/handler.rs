@@ -1,29 +1,34 @@
-//! One request: route it, pick an endpoint, forward it, stream the answer back.
+//! One request: check it, route it, pick an endpoint, forward it, stream the answer back.
 
 use std::sync::Arc;
 
-use http::header::{HOST, LOCATION, STRICT_TRANSPORT_SECURITY};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, LOCATION, STRICT_TRANSPORT_SECURITY};
+use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
+use vestibule_routing::normalize_path;
 
+use crate::body::UpstreamBody;
 use crate::error::{Fault, ProxyError};
 use crate::forward::{Origin, Scheme, add_forwarding_headers, requested_upgrade, strip_hop_by_hop};
 use crate::listener::ProxySettings;
-use crate::plane::DataPlane;
+use crate::plane::{DataPlane, RouteTarget};
 use crate::response::{ResponseBody, local, stamp};
 use crate::tls::misdirected;
+use crate::upstream::Pick;
 
 /// Requests under this path are never redirected to HTTPS, so ACME HTTP-01 challenges (as
 /// cert-manager solves them) keep working.
 const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 /// The client that carries requests to backends, pooling keep-alive connections per endpoint.
-pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
+pub(crate) type UpstreamClient = Client<HttpConnector, UpstreamBody>;
 
 /// What every request on one listener shares.
 pub(crate) struct Handler {
@@ -50,7 +55,13 @@ impl Handler {
                         tracing::warn!(%method, %uri, %error, status = error.status().as_u16(), "request failed")
                     }
                 }
-                local(error.status())
+                let mut response = local(error.status());
+                if error.closes_connection() {
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                response
             }
         }
     }
@@ -60,8 +71,12 @@ impl Handler {
         mut request: Request<Incoming>,
         origin: &Origin,
     ) -> Result<Response<ResponseBody>, ProxyError> {
+        if let Some(reason) = origin.framing.refusal() {
+            return Err(ProxyError::Ambiguous(reason));
+        }
         let host = request_host(&request)?;
         let host_text = host.to_str().unwrap_or_default();
+        let path = normalize_path(request.uri().path())?.into_owned();
         if let Some(sni) = &origin.sni
             && misdirected(&self.plane, sni, host_text)
         {
@@ -72,23 +87,27 @@ impl Handler {
         }
         let target = {
             let table = self.plane.table();
-            let selected = table.route(host_text, request.uri().path());
+            let selected = table.route(host_text, &path);
             selected.map(|selected| selected.target().clone())
         }
         .ok_or(ProxyError::NoRoute)?;
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        let path_and_query = PathAndQuery::try_from(path_and_query)
+            .map_err(|error| ProxyError::InvalidTarget(error.into()))?;
         if origin.scheme == Scheme::Http
             && target.route.https_redirect
-            && !request.uri().path().starts_with(ACME_CHALLENGE_PATH)
+            && !path_and_query.path().starts_with(ACME_CHALLENGE_PATH)
         {
-            return Ok(self.redirect_to_https(host_text, request.uri()));
+            return Ok(self.redirect_to_https(host_text, &path_and_query));
         }
-        let backend = target.upstream.id();
-        let endpoint = target
-            .upstream
-            .pick()
-            .ok_or_else(|| ProxyError::NoReadyEndpoint {
-                backend: backend.clone(),
-            })?;
+        if let Some(limit) = self.settings.max_body_bytes
+            && declared_length(request.headers()).is_some_and(|length| length > limit)
+        {
+            return Err(crate::body::BodyTooLarge { limit }.into());
+        }
 
         let upgrade = match request.version() {
             Version::HTTP_11 => requested_upgrade(request.headers()),
@@ -96,47 +115,34 @@ impl Handler {
         };
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        parts.uri = Uri::builder()
-            .scheme(http::uri::Scheme::HTTP)
-            .authority(endpoint.clone())
-            .path_and_query(path_and_query)
-            .build()?;
+        let retryable = body.is_end_stream();
         parts.version = Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers, upgrade);
         add_forwarding_headers(&mut parts.headers, &host, origin);
+        let body = UpstreamBody::limited(body, self.settings.max_body_bytes);
 
         let mut response = self
-            .client
-            .request(Request::from_parts(parts, body))
-            .await
-            .map_err(|error| ProxyError::upstream(backend, endpoint, &error))?;
+            .forward(&target, &parts, path_and_query, body, retryable)
+            .await?;
 
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-        match client_upgrade {
-            Some(client_upgrade) if upgraded => {
-                let backend_upgrade = hyper::upgrade::on(&mut response);
-                let backend = backend.clone();
-                tokio::spawn(async move {
-                    match tokio::try_join!(client_upgrade, backend_upgrade) {
-                        Ok((client, server)) => {
-                            let mut client = TokioIo::new(client);
-                            let mut server = TokioIo::new(server);
-                            if let Err(error) =
-                                tokio::io::copy_bidirectional(&mut client, &mut server).await
-                            {
-                                tracing::debug!(%backend, %error, "upgraded connection ended");
-                            }
+        if let (Some(client_upgrade), true) = (client_upgrade, upgraded) {
+            let backend_upgrade = hyper::upgrade::on(&mut response);
+            let backend = target.route.backend.clone();
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, backend_upgrade) {
+                    Ok((client, server)) => {
+                        let mut client = TokioIo::new(client);
+                        let mut server = TokioIo::new(server);
+                        if let Err(error) =
+                            tokio::io::copy_bidirectional(&mut client, &mut server).await
+                        {
+                            tracing::debug!(%backend, %error, "upgraded connection ended");
                         }
-                        Err(error) => tracing::debug!(%backend, %error, "upgrade failed"),
                     }
-                });
-            }
-            _ => {}
+                    Err(error) => tracing::debug!(%backend, %error, "upgrade failed"),
+                }
+            });
         }
         let headers = response.headers_mut();
         let response_upgrade = upgraded
@@ -155,14 +161,86 @@ impl Handler {
         Ok(response.map(Either::Left))
     }
 
+    /// Sends the request to an endpoint of the target's backend. A request without a body is
+    /// retried once on another endpoint when the connection failed, or, for idempotent methods,
+    /// when the endpoint failed before answering.
+    async fn forward(
+        &self,
+        target: &RouteTarget,
+        parts: &Parts,
+        path_and_query: PathAndQuery,
+        body: UpstreamBody,
+        retryable: bool,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let upstream = &target.upstream;
+        let backend = upstream.id();
+        let pick = upstream.pick().ok_or_else(|| ProxyError::NoReadyEndpoint {
+            backend: backend.clone(),
+        })?;
+        let error = match self.attempt(&pick, parts, &path_and_query, body).await {
+            Ok(response) => {
+                pick.succeeded();
+                return Ok(response);
+            }
+            Err(error) => error,
+        };
+        let retry = retryable && (error.before_sending() || idempotent(&parts.method));
+        let failed = error.classify(backend, pick.authority());
+        if !matches!(failed, ProxyError::BodyTooLarge(_)) {
+            pick.failed();
+        }
+        let Some(other) = retry.then(|| upstream.pick_other(&pick)).flatten() else {
+            return Err(failed);
+        };
+        tracing::debug!(%backend, from = %pick.authority(), to = %other.authority(), %failed, "retrying on another endpoint");
+        match self
+            .attempt(&other, parts, &path_and_query, UpstreamBody::empty())
+            .await
+        {
+            Ok(response) => {
+                other.succeeded();
+                Ok(response)
+            }
+            Err(error) => {
+                other.failed();
+                Err(error.classify(backend, other.authority()))
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        pick: &Pick,
+        parts: &Parts,
+        path_and_query: &PathAndQuery,
+        body: UpstreamBody,
+    ) -> Result<Response<Incoming>, Attempt> {
+        let uri = Uri::builder()
+            .scheme(http::uri::Scheme::HTTP)
+            .authority(pick.authority().clone())
+            .path_and_query(path_and_query.clone())
+            .build()
+            .map_err(|error| Attempt::Invalid(error.into()))?;
+        let mut request = Request::new(body);
+        *request.method_mut() = parts.method.clone();
+        *request.version_mut() = parts.version;
+        *request.headers_mut() = parts.headers.clone();
+        *request.uri_mut() = uri;
+        let sent = self.client.request(request);
+        match tokio::time::timeout(self.settings.upstream_read_timeout, sent).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(Attempt::Failed(error)),
+            Err(_) => Err(Attempt::TimedOut),
+        }
+    }
+
     /// A 308 to the same URL on HTTPS, as ingress-nginx's `ssl-redirect` answers.
-    fn redirect_to_https(&self, host: &str, uri: &Uri) -> Response<ResponseBody> {
+    fn redirect_to_https(&self, host: &str, target: &PathAndQuery) -> Response<ResponseBody> {
         let name = vestibule_routing::normalize_request_host(host);
         let port = match self.settings.https_redirect_port {
             443 => String::new(),
             port => format!(":{port}"),
         };
-        let target = uri.path_and_query().map_or("/", PathAndQuery::as_str);
         let mut response = local(StatusCode::PERMANENT_REDIRECT);
         if let Ok(location) = HeaderValue::try_from(format!("https://{name}{port}{target}")) {
             response.headers_mut().insert(LOCATION, location);
@@ -171,14 +249,77 @@ impl Handler {
     }
 }
 
-/// The host a request is for: the URI's authority (HTTP/2, absolute-form) or its `Host`.
+/// The host a request is for: the URI's authority (HTTP/2, absolute-form) or its `Host`. More
+/// than one `Host`, or a `Host` that disagrees with the authority, is ambiguous.
 fn request_host(request: &Request<Incoming>) -> Result<HeaderValue, ProxyError> {
+    let mut hosts = request.headers().get_all(HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(ProxyError::Ambiguous("more than one Host header"));
+    }
     if let Some(authority) = request.uri().authority() {
+        if host.is_some_and(|host| {
+            !host
+                .as_bytes()
+                .eq_ignore_ascii_case(authority.as_str().as_bytes())
+        }) {
+            return Err(ProxyError::Ambiguous(
+                "the request target's authority differs from Host",
+            ));
+        }
         return HeaderValue::from_str(authority.as_str()).map_err(|_| ProxyError::MissingHost);
     }
-    match request.headers().get(HOST) {
+    match host {
         Some(host) => Ok(host.clone()),
         None if request.version() <= Version::HTTP_10 => Ok(HeaderValue::from_static("")),
         None => Err(ProxyError::MissingHost),
+    }
+}
+
+/// The body length a request declares, if it declares exactly one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+}
+
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// Why one attempt to reach an endpoint failed.
+#[derive(Debug)]
+enum Attempt {
+    /// The request could not be addressed to the endpoint.
+    Invalid(ProxyError),
+    /// Connecting, sending or reading the response head failed.
+    Failed(hyper_util::client::legacy::Error),
+    /// No response head within `--proxy-read-timeout`.
+    TimedOut,
+}
+
+impl Attempt {
+    /// Whether nothing reached the endpoint, so any request may be retried.
+    fn before_sending(&self) -> bool {
+        matches!(self, Self::Failed(error) if error.is_connect())
+    }
+
+    fn classify(
+        self,
+        backend: &Arc<vestibule_routing::BackendId>,
+        endpoint: &http::uri::Authority,
+    ) -> ProxyError {
+        match self {
+            Self::Invalid(error) => error,
+            Self::Failed(error) => ProxyError::upstream(backend, endpoint.clone(), &error),
+            Self::TimedOut => ProxyError::UpstreamTimeout {
+                backend: backend.clone(),
+                endpoint: endpoint.clone(),
+            },
+        }
     }
 }

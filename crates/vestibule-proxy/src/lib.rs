@@ -5,8 +5,10 @@
 
 mod admin;
 mod balancer;
+mod body;
 mod error;
 mod forward;
+mod framing;
 mod handler;
 mod listener;
 mod plane;
@@ -16,8 +18,9 @@ mod upstream;
 
 pub use admin::{Health, serve_admin};
 pub use balancer::{Balancer, RoundRobin};
+pub use body::BodyTooLarge;
 pub use error::{Fault, ProxyError};
 pub use listener::{Proxy, ProxySettings};
 pub use plane::{Applied, DataPlane, LiveTable, RouteTarget};
 pub use response::ResponseBody;
-pub use upstream::{Upstream, UpstreamEndpoint};
+pub use upstream::{Pick, Upstream, UpstreamEndpoint};

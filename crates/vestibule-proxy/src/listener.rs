@@ -16,16 +16,16 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use vestibule_tls::{Certificate, crypto_provider};
 
 use crate::forward::{Origin, Scheme};
+use crate::framing::{FramingFlag, WatchedStream};
 use crate::handler::{Handler, UpstreamClient};
 use crate::plane::DataPlane;
 use crate::tls::SniResolver;
 
-/// How long an upstream connection attempt may take before the request is answered 504.
-const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an idle pooled upstream connection is kept.
 const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -39,7 +39,27 @@ pub struct ProxySettings {
     pub hsts: Option<HeaderValue>,
     /// How long a client may take to complete a TLS handshake before it is disconnected.
     pub tls_handshake_timeout: Duration,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// keep-alive connection is kept (slow clients are cut off).
+    pub client_header_timeout: Duration,
+    /// The largest request head (request line and headers) accepted; larger ones get 431.
+    pub max_request_header_bytes: usize,
+    /// The largest request body accepted (413 past it, checked while streaming); `None` for no
+    /// limit.
+    pub max_body_bytes: Option<u64>,
+    /// How long connecting to an endpoint may take (504 past it; a refusal is 502).
+    pub upstream_connect_timeout: Duration,
+    /// How long an endpoint may take to start answering (504 past it).
+    pub upstream_read_timeout: Duration,
+    /// The most connections one listener holds open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// The most concurrent streams on one HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
 }
+
+/// How many reset streams an HTTP/2 client may leave for the server to accept before the
+/// connection is closed (rapid-reset protection).
+const HTTP2_MAX_PENDING_RESETS: usize = 20;
 
 /// The traffic listeners: live configuration, upstream pools, settings and TLS.
 pub struct Proxy {
@@ -70,7 +90,7 @@ impl Proxy {
             tls_handshake_timeout: settings.tls_handshake_timeout,
             handler: Arc::new(Handler {
                 plane,
-                client: upstream_client(),
+                client: upstream_client(settings.upstream_connect_timeout),
                 settings,
             }),
             acceptor: TlsAcceptor::from(Arc::new(config)),
@@ -109,13 +129,17 @@ impl Proxy {
     pub async fn serve_http(&self, listener: TcpListener) {
         let port = local_port(&listener);
         let handler = self.handler.clone();
-        let builder = auto::Builder::new(TokioExecutor::new());
-        accept_loop(listener, |stream, peer| {
+        let builder = server_builder(&handler.settings);
+        let limit = handler.settings.max_connections;
+        accept_loop(listener, limit, |stream, peer| {
+            let framing = FramingFlag::default();
+            let stream = WatchedStream::new(stream, framing.clone());
             let origin = Origin {
                 peer,
                 port,
                 scheme: Scheme::Http,
                 sni: None,
+                framing,
             };
             let handler = handler.clone();
             let service = move |request| {
@@ -134,8 +158,9 @@ impl Proxy {
         let handler = self.handler.clone();
         let acceptor = self.acceptor.clone();
         let timeout = self.tls_handshake_timeout;
-        let builder = auto::Builder::new(TokioExecutor::new());
-        accept_loop(listener, |stream, peer| {
+        let builder = server_builder(&handler.settings);
+        let limit = handler.settings.max_connections;
+        accept_loop(listener, limit, |stream, peer| {
             let (handler, acceptor, builder) = (handler.clone(), acceptor.clone(), builder.clone());
             let watcher = self.watcher();
             async move {
@@ -151,11 +176,14 @@ impl Proxy {
                     }
                 };
                 let sni = stream.get_ref().1.server_name().map(Arc::from);
+                let framing = FramingFlag::default();
+                let stream = WatchedStream::new(stream, framing.clone());
                 let origin = Origin {
                     peer,
                     port,
                     scheme: Scheme::Https,
                     sni,
+                    framing,
                 };
                 let service = move |request| {
                     let (handler, origin) = (handler.clone(), origin.clone());
@@ -175,24 +203,46 @@ fn local_port(listener: &TcpListener) -> u16 {
         .unwrap_or_default()
 }
 
-fn upstream_client() -> UpstreamClient {
+/// The HTTP/1.1 and HTTP/2 server settings both traffic listeners use.
+fn server_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.client_header_timeout)
+        .max_buf_size(settings.max_request_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(settings.http2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(settings.max_request_header_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(HTTP2_MAX_PENDING_RESETS);
+    builder
+}
+
+fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(UPSTREAM_CONNECT_TIMEOUT));
+    connector.set_connect_timeout(Some(connect_timeout));
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
         .build(connector)
 }
 
-/// Accepts connections forever, handing each to `handle` on its own task. Accept errors (such
-/// as running out of file descriptors) are logged and retried.
-pub(crate) async fn accept_loop<H, F>(listener: TcpListener, handle: H)
+/// Accepts connections forever, handing each to `handle` on its own task, with at most
+/// `limit` open at once. Accept errors (such as running out of file descriptors) are logged and
+/// retried.
+pub(crate) async fn accept_loop<H, F>(listener: TcpListener, limit: usize, handle: H)
 where
     H: Fn(TcpStream, SocketAddr) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
+    let open = Arc::new(Semaphore::new(limit.clamp(1, Semaphore::MAX_PERMITS)));
     loop {
+        let Ok(permit) = open.clone().acquire_owned().await else {
+            return;
+        };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -204,7 +254,11 @@ where
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
         }
-        tokio::spawn(handle(stream, peer));
+        let connection = handle(stream, peer);
+        tokio::spawn(async move {
+            connection.await;
+            drop(permit);
+        });
     }
 }
 

@@ -170,7 +170,7 @@ mod tests {
         target
             .upstream
             .pick()
-            .map(|authority| authority.to_string())
+            .map(|pick| pick.authority().to_string())
     }
 
     #[test]

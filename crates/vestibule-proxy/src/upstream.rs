@@ -1,6 +1,8 @@
-//! A backend's live endpoint set and balancer, replaced whole when its endpoints change.
+//! A backend's live endpoint set, its balancer and the endpoints' passive health.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use http::uri::Authority;
@@ -8,13 +10,29 @@ use vestibule_routing::{BackendId, Endpoint};
 
 use crate::balancer::{Balancer, RoundRobin};
 
-/// One endpoint, with the authority requests to it are addressed to.
+/// Consecutive failures after which an endpoint is ejected.
+const EJECT_AFTER_FAILURES: u32 = 3;
+/// How long a first ejection lasts; each further one doubles it, up to [`MAX_EJECTION`].
+const BASE_EJECTION: Duration = Duration::from_secs(5);
+/// The longest ejection.
+const MAX_EJECTION: Duration = Duration::from_secs(60);
+
+/// One endpoint, with the authority requests to it are addressed to and its health.
 #[derive(Debug)]
 pub struct UpstreamEndpoint {
     /// The endpoint.
     pub endpoint: Endpoint,
     /// `host:port` for the request URI, built once.
     pub authority: Authority,
+    consecutive_failures: AtomicU32,
+    ejections: AtomicU32,
+    ejected_until_ms: AtomicU64,
+}
+
+impl UpstreamEndpoint {
+    fn ejected(&self, now_ms: u64) -> bool {
+        self.ejected_until_ms.load(Ordering::Relaxed) > now_ms
+    }
 }
 
 /// An endpoint set and the balancer over it; immutable once built.
@@ -32,6 +50,49 @@ struct Selector {
 pub struct Upstream {
     id: Arc<BackendId>,
     selector: ArcSwap<Selector>,
+}
+
+/// The endpoint chosen for one attempt of one request; report how it went with
+/// [`succeeded`](Self::succeeded) or [`failed`](Self::failed).
+#[derive(Debug)]
+pub struct Pick {
+    selector: Arc<Selector>,
+    index: usize,
+}
+
+impl Pick {
+    /// The authority to address the request to.
+    pub fn authority(&self) -> &Authority {
+        &self.selector.endpoints[self.index].authority
+    }
+
+    /// The endpoint answered: its failure count starts over.
+    pub fn succeeded(&self) {
+        let endpoint = &self.selector.endpoints[self.index];
+        if endpoint.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            endpoint.consecutive_failures.store(0, Ordering::Relaxed);
+            endpoint.ejections.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The endpoint failed (refused, reset or timed out). After repeated failures it is ejected
+    /// for a backoff period; when that ends, the next request to it probes it back in.
+    pub fn failed(&self) {
+        let endpoint = &self.selector.endpoints[self.index];
+        let failures = endpoint
+            .consecutive_failures
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        if failures >= EJECT_AFTER_FAILURES {
+            let ejections = endpoint.ejections.fetch_add(1, Ordering::Relaxed).min(16);
+            let backoff = BASE_EJECTION
+                .saturating_mul(1 << ejections)
+                .min(MAX_EJECTION);
+            let until = now_ms() + u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
+            endpoint.ejected_until_ms.store(until, Ordering::Relaxed);
+            tracing::warn!(endpoint = %endpoint.endpoint, ?backoff, "endpoint ejected after repeated failures");
+        }
+    }
 }
 
 impl Upstream {
@@ -63,12 +124,42 @@ impl Upstream {
         !unchanged
     }
 
-    /// The authority of the endpoint the next request goes to, or `None` when none is ready.
-    pub fn pick(&self) -> Option<Authority> {
-        let selector = self.selector.load();
-        let index = selector.balancer.pick(selector.endpoints.len())?;
-        Some(selector.endpoints[index].authority.clone())
+    /// The endpoint the next request goes to: the balancer's choice among endpoints that are not
+    /// ejected, or its plain choice when every endpoint is ejected (traffic is still tried).
+    /// `None` when there is no endpoint.
+    pub fn pick(&self) -> Option<Pick> {
+        self.pick_avoiding(None)
     }
+
+    /// Like [`pick`](Self::pick), but another endpoint than `avoid` when there is one: for
+    /// retrying a request that failed on `avoid`.
+    pub fn pick_other(&self, avoid: &Pick) -> Option<Pick> {
+        let selector = self.selector.load_full();
+        if !Arc::ptr_eq(&selector, &avoid.selector) {
+            return self.pick();
+        }
+        self.pick_avoiding(Some(avoid.index))
+            .filter(|pick| pick.index != avoid.index)
+    }
+
+    fn pick_avoiding(&self, avoid: Option<usize>) -> Option<Pick> {
+        let selector = self.selector.load_full();
+        let len = selector.endpoints.len();
+        let start = selector.balancer.pick(len)?;
+        let now = now_ms();
+        let healthy = (0..len)
+            .map(|offset| (start + offset) % len)
+            .find(|&index| Some(index) != avoid && !selector.endpoints[index].ejected(now));
+        let index = healthy.unwrap_or(start);
+        Some(Pick { selector, index })
+    }
+}
+
+/// Milliseconds since the process first asked.
+fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let elapsed = START.get_or_init(Instant::now).elapsed();
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn build_selector(endpoints: &[Endpoint]) -> Selector {
@@ -83,6 +174,9 @@ fn build_selector(endpoints: &[Endpoint]) -> Selector {
                 Ok(authority) => Some(UpstreamEndpoint {
                     endpoint: endpoint.clone(),
                     authority,
+                    consecutive_failures: AtomicU32::new(0),
+                    ejections: AtomicU32::new(0),
+                    ejected_until_ms: AtomicU64::new(0),
                 }),
                 Err(error) => {
                     tracing::warn!(%endpoint, %error, "endpoint is not a valid authority; skipped");
@@ -114,25 +208,23 @@ mod tests {
         Endpoint::Socket(text.parse().expect("socket address"))
     }
 
+    fn picked(upstream: &Upstream) -> Option<String> {
+        upstream.pick().map(|pick| pick.authority().to_string())
+    }
+
     #[test]
     fn picks_round_robin_and_reports_changes() {
         let upstream = Upstream::new(id(), &[socket("10.0.0.1:80"), socket("10.0.0.2:80")]);
-        let picks: Vec<_> = (0..4)
-            .filter_map(|_| upstream.pick())
-            .map(|authority| authority.to_string())
-            .collect();
+        let picks: Vec<_> = (0..4).filter_map(|_| picked(&upstream)).collect();
         assert_eq!(
             picks,
             ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.1:80", "10.0.0.2:80"]
         );
         assert!(!upstream.set_endpoints(&[socket("10.0.0.1:80"), socket("10.0.0.2:80")]));
         assert!(upstream.set_endpoints(&[socket("[fd00::1]:8080")]));
-        assert_eq!(
-            upstream.pick().map(|a| a.to_string()),
-            Some("[fd00::1]:8080".to_owned())
-        );
+        assert_eq!(picked(&upstream), Some("[fd00::1]:8080".to_owned()));
         assert!(upstream.set_endpoints(&[]));
-        assert_eq!(upstream.pick(), None);
+        assert!(upstream.pick().is_none());
     }
 
     #[test]
@@ -144,9 +236,53 @@ mod tests {
                 port: 443,
             }],
         );
+        assert_eq!(picked(&upstream), Some("api.example.net:443".to_owned()));
+    }
+
+    #[test]
+    fn repeated_failures_eject_an_endpoint_until_every_one_is_ejected() {
+        let upstream = Upstream::new(id(), &[socket("10.0.0.1:80"), socket("10.0.0.2:80")]);
+        for _ in 0..EJECT_AFTER_FAILURES {
+            let pick = upstream.pick_avoiding(Some(1)).expect("an endpoint");
+            assert_eq!(pick.authority().as_str(), "10.0.0.1:80");
+            pick.failed();
+        }
+        let picks: Vec<_> = (0..4).filter_map(|_| picked(&upstream)).collect();
         assert_eq!(
-            upstream.pick().map(|a| a.to_string()),
-            Some("api.example.net:443".to_owned())
+            picks, ["10.0.0.2:80"; 4],
+            "the ejected endpoint gets no traffic"
         );
+
+        for _ in 0..EJECT_AFTER_FAILURES {
+            upstream.pick().expect("an endpoint").failed();
+        }
+        assert!(
+            upstream.pick().is_some(),
+            "with every endpoint ejected, traffic is still tried"
+        );
+    }
+
+    #[test]
+    fn a_success_resets_the_failure_count() {
+        let upstream = Upstream::new(id(), &[socket("10.0.0.1:80")]);
+        let pick = upstream.pick().expect("an endpoint");
+        pick.failed();
+        pick.failed();
+        pick.succeeded();
+        pick.failed();
+        pick.failed();
+        let endpoint = &pick.selector.endpoints[0];
+        assert!(!endpoint.ejected(now_ms()));
+    }
+
+    #[test]
+    fn retries_go_to_another_endpoint() {
+        let upstream = Upstream::new(id(), &[socket("10.0.0.1:80"), socket("10.0.0.2:80")]);
+        let first = upstream.pick().expect("an endpoint");
+        let other = upstream.pick_other(&first).expect("another endpoint");
+        assert_ne!(first.authority(), other.authority());
+        let single = Upstream::new(id(), &[socket("10.0.0.1:80")]);
+        let only = single.pick().expect("an endpoint");
+        assert!(single.pick_other(&only).is_none());
     }
 }

@@ -7,11 +7,13 @@
 mod backend;
 mod host;
 mod host_map;
+mod normalize;
 mod path;
 mod table;
 
 pub use backend::{BackendId, Endpoint, IngressRef, Route, ServicePortRef};
 pub use host::{HostMatch, InvalidHost, normalize_request_host};
 pub use host_map::HostMap;
+pub use normalize::{InvalidPath, normalize_path};
 pub use path::{PathMatch, normalize_prefix};
 pub use table::{PathRule, RouteTable, RouteTableBuilder, Selected, VirtualHost};

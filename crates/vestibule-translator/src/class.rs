@@ -7,7 +7,7 @@ use vestibule_resources::Snapshot;
 
 use crate::Options;
 
-/// The `spec.controller` of IngressClasses this controller serves.
+/// The default `spec.controller` of IngressClasses this controller serves.
 pub const CONTROLLER_NAME: &str = "vestibule.dev/ingress-controller";
 
 const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
@@ -24,7 +24,7 @@ pub(crate) fn select_ours(snapshot: &Snapshot, options: &Options) -> Vec<Arc<Ing
                 .spec
                 .as_ref()
                 .and_then(|spec| spec.controller.as_deref())
-                == Some(CONTROLLER_NAME)
+                == Some(options.controller_class.as_str())
         })
         .collect();
     let we_are_default = our_classes.iter().any(|class| {

@@ -26,6 +26,9 @@ pub use warning::{Warning, WarningReason};
 pub struct Options {
     /// The class this controller serves (`--ingress-class`).
     pub ingress_class: String,
+    /// The `spec.controller` of the IngressClasses this controller serves
+    /// (`--controller-class`).
+    pub controller_class: String,
     /// Serve Ingresses that name no class at all (`--watch-ingress-without-class`).
     pub watch_ingress_without_class: bool,
     /// Redirect plain-HTTP requests for TLS hosts to HTTPS (`--default-ssl-redirect`).
@@ -39,6 +42,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             ingress_class: "vestibule".to_owned(),
+            controller_class: CONTROLLER_NAME.to_owned(),
             watch_ingress_without_class: false,
             ssl_redirect: true,
             default_certificate: None,

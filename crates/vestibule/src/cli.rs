@@ -62,9 +62,10 @@ pub struct ServeArgs {
         default_value = "vestibule-leader"
     )]
     pub election_id: String,
-    /// Namespace of the election Lease: the controller's own.
-    #[arg(long, env = "VESTIBULE_ELECTION_NAMESPACE", default_value = "default")]
-    pub election_namespace: String,
+    /// Namespace of the election Lease [default: the pod's own namespace, from its
+    /// ServiceAccount mount; else "default"].
+    #[arg(long, env = "VESTIBULE_ELECTION_NAMESPACE")]
+    pub election_namespace: Option<String>,
     /// How long a leader's lease lasts without renewal.
     #[arg(long, env = "VESTIBULE_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
     pub election_lease_duration: Duration,
@@ -90,6 +91,10 @@ pub struct ServeArgs {
     /// The IngressClass name this controller serves.
     #[arg(long, env = "VESTIBULE_INGRESS_CLASS", default_value = "vestibule")]
     pub ingress_class: String,
+    /// The `spec.controller` of IngressClasses this controller serves; give each installation
+    /// its own when several run in one cluster.
+    #[arg(long, env = "VESTIBULE_CONTROLLER_CLASS", default_value = vestibule_translator::CONTROLLER_NAME)]
+    pub controller_class: String,
     /// Also serve Ingresses that name no class.
     #[arg(long, env = "VESTIBULE_WATCH_INGRESS_WITHOUT_CLASS")]
     pub watch_ingress_without_class: bool,
@@ -119,6 +124,33 @@ pub struct ServeArgs {
     /// Add preload to HSTS.
     #[arg(long, env = "VESTIBULE_HSTS_PRELOAD")]
     pub hsts_preload: bool,
+    /// How long a client may take to send request headers; also how long an idle keep-alive
+    /// connection is kept.
+    #[arg(long, env = "VESTIBULE_CLIENT_HEADER_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub client_header_timeout: Duration,
+    /// The largest request head (request line and headers) accepted, e.g. 32k; at least 8k.
+    /// Larger requests get 431.
+    #[arg(long, env = "VESTIBULE_MAX_REQUEST_HEADER_SIZE", default_value = "32k", value_parser = parse_header_size)]
+    pub max_request_header_size: usize,
+    /// The largest request body accepted, e.g. 1m or 512k; 0 for no limit. Larger bodies get 413.
+    #[arg(long, env = "VESTIBULE_PROXY_BODY_SIZE", default_value = "1m", value_parser = parse_size)]
+    pub proxy_body_size: u64,
+    /// How long connecting to a backend endpoint may take (504 past it).
+    #[arg(long, env = "VESTIBULE_PROXY_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub proxy_connect_timeout: Duration,
+    /// How long a backend endpoint may take to start answering (504 past it).
+    #[arg(long, env = "VESTIBULE_PROXY_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub proxy_read_timeout: Duration,
+    /// The most connections each traffic listener holds open at once.
+    #[arg(long, env = "VESTIBULE_MAX_CONNECTIONS", default_value_t = 16_384)]
+    pub max_connections: usize,
+    /// The most concurrent streams on one HTTP/2 connection.
+    #[arg(
+        long,
+        env = "VESTIBULE_HTTP2_MAX_CONCURRENT_STREAMS",
+        default_value_t = 128
+    )]
+    pub http2_max_concurrent_streams: u32,
     /// How long a client may take to finish its TLS handshake (e.g. 10s, 500ms).
     #[arg(long, env = "VESTIBULE_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub tls_handshake_timeout: Duration,
@@ -146,6 +178,29 @@ fn parse_namespaced_name(text: &str) -> Result<(String, String), String> {
             Ok((namespace.to_owned(), name.to_owned()))
         }
         _ => Err(format!("{text:?} is not NAMESPACE/NAME")),
+    }
+}
+
+/// Parses a size in bytes: `512`, `8k`, `1m` or `1g` (powers of 1024, as nginx reads them).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let invalid = || format!("{text:?} is not a size such as 512, 8k, 1m or 1g");
+    let lower = text.to_ascii_lowercase();
+    let (number, factor) = match lower.as_bytes().last() {
+        Some(b'k') => (&lower[..lower.len() - 1], 1 << 10),
+        Some(b'm') => (&lower[..lower.len() - 1], 1 << 20),
+        Some(b'g') => (&lower[..lower.len() - 1], 1 << 30),
+        _ => (lower.as_str(), 1),
+    };
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    number.checked_mul(factor).ok_or_else(invalid)
+}
+
+/// A request-head limit: a size of at least 8 KiB (the smallest buffer the HTTP/1 parser takes).
+fn parse_header_size(text: &str) -> Result<usize, String> {
+    let size = parse_size(text)?;
+    match usize::try_from(size) {
+        Ok(size) if size >= 8192 => Ok(size),
+        _ => Err(format!("{text:?} must be at least 8k")),
     }
 }
 
@@ -202,6 +257,9 @@ mod tests {
         assert_eq!(args.tls_handshake_timeout, Duration::from_secs(10));
         assert_eq!(args.shutdown_grace, Duration::from_secs(5));
         assert_eq!(args.election_id, "vestibule-leader");
+        assert_eq!(args.proxy_body_size, 1 << 20);
+        assert_eq!(args.proxy_read_timeout, Duration::from_secs(60));
+        assert_eq!(args.controller_class, "vestibule.dev/ingress-controller");
         assert!(args.publish_status_address.is_empty());
         assert_eq!(
             args.hsts_header().as_deref(),
@@ -272,5 +330,16 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5h").is_err());
         assert!(parse_namespaced_name("no-slash").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert_eq!(parse_size("8K"), Ok(8192));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_header_size("4k").is_err());
+        assert_eq!(parse_header_size("32k"), Ok(32768));
     }
 }

@@ -19,6 +19,9 @@ use crate::control::Publisher;
 /// The name in the self-signed certificate served when no other certificate applies.
 const FALLBACK_CERTIFICATE_NAME: &str = "vestibule.invalid";
 
+/// Where a pod finds its own namespace.
+const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
 /// How long the manifest directory must be quiet before a change is applied.
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(50);
 
@@ -113,8 +116,17 @@ async fn open_source(args: &ServeArgs) -> anyhow::Result<Source> {
         .clone()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("vestibule-{:08x}", fastrand::u32(..)));
+    let namespace = args
+        .election_namespace
+        .clone()
+        .or_else(|| {
+            std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)
+                .ok()
+                .map(|namespace| namespace.trim().to_owned())
+        })
+        .unwrap_or_else(|| "default".to_owned());
     let lease = LeaseSettings {
-        namespace: args.election_namespace.clone(),
+        namespace,
         name: args.election_id.clone(),
         identity,
         lease_duration: args.election_lease_duration,
@@ -142,6 +154,13 @@ fn build_proxy(args: &ServeArgs, plane: Arc<DataPlane>) -> anyhow::Result<Proxy>
         https_redirect_port: args.https_redirect_port,
         hsts,
         tls_handshake_timeout: args.tls_handshake_timeout,
+        client_header_timeout: args.client_header_timeout,
+        max_request_header_bytes: args.max_request_header_size,
+        max_body_bytes: (args.proxy_body_size > 0).then_some(args.proxy_body_size),
+        upstream_connect_timeout: args.proxy_connect_timeout,
+        upstream_read_timeout: args.proxy_read_timeout,
+        max_connections: args.max_connections,
+        http2_max_concurrent_streams: args.http2_max_concurrent_streams,
     };
     Proxy::new(plane, settings, Arc::new(fallback)).context("cannot configure TLS")
 }
@@ -149,6 +168,7 @@ fn build_proxy(args: &ServeArgs, plane: Arc<DataPlane>) -> anyhow::Result<Proxy>
 fn translator_options(args: &ServeArgs) -> Options {
     Options {
         ingress_class: args.ingress_class.clone(),
+        controller_class: args.controller_class.clone(),
         watch_ingress_without_class: args.watch_ingress_without_class,
         ssl_redirect: args.default_ssl_redirect,
         default_certificate: args

@@ -433,7 +433,8 @@ async fn traffic_survives_an_api_server_outage() {
         ingress_json("late", "vestibule", "late.example", "/", "late"),
     )
     .await;
-    eventually(|| async {
+    // The watches reconnect with exponential backoff (up to 30 s between attempts).
+    eventually_within(Duration::from_secs(60), || async {
         get_via(vestibule.http, "late.example", "/")
             .await
             .is_some_and(|answer| answer.backend() == "late")

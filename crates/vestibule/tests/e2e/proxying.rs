@@ -8,6 +8,10 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::support::*;
 
 async fn one_backend() -> (Manifests, Vestibule) {
+    one_backend_with(&[]).await
+}
+
+async fn one_backend_with(extra: &[&str]) -> (Manifests, Vestibule) {
     let backend = echo_backend("web").await;
     let manifests = Manifests::new();
     manifests.write("svc.yaml", &service("web", &[backend]));
@@ -15,7 +19,7 @@ async fn one_backend() -> (Manifests, Vestibule) {
         "ing.yaml",
         &ingress("web", &[("web.example", "/", "Prefix", "web")]),
     );
-    let vestibule = Vestibule::start(manifests.path(), &[]);
+    let vestibule = Vestibule::start(manifests.path(), extra);
     vestibule.wait_ready().await;
     (manifests, vestibule)
 }
@@ -75,7 +79,7 @@ async fn a_client_request_id_is_passed_on() {
 
 #[tokio::test]
 async fn large_bodies_stream_both_ways() {
-    let (_manifests, vestibule) = one_backend().await;
+    let (_manifests, vestibule) = one_backend_with(&["--proxy-body-size", "0"]).await;
     let size = 24 * 1024 * 1024;
     let download = get_via(vestibule.http, "web.example", &format!("/big?bytes={size}"))
         .await

@@ -306,12 +306,21 @@ pub async fn get_with(
 }
 
 /// Polls `check` until it holds; panics after [`PATIENCE`].
-pub async fn eventually<F, Fut>(mut check: F)
+pub async fn eventually<F, Fut>(check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + PATIENCE;
+    eventually_within(PATIENCE, check).await;
+}
+
+/// Polls `check` until it holds; panics after `patience`.
+pub async fn eventually_within<F, Fut>(patience: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + patience;
     while !check().await {
         assert!(Instant::now() < deadline, "condition not met in time");
         tokio::time::sleep(Duration::from_millis(20)).await;

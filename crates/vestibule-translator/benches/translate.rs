@@ -1,0 +1,96 @@
+//! `translate` on generated snapshots of 1,000 and 10,000 Ingresses (3 paths each, one Service
+//! with one EndpointSlice of 3 ready endpoints per Ingress). The snapshot is decoded from YAML
+//! once, outside the timed loop. Run with `cargo bench -p vestibule-translator`.
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use vestibule_resources::{ManifestFormat, Snapshot, decode_manifest};
+use vestibule_translator::{Options, translate};
+
+/// The manifests of application `i`: an Ingress, a Service and an EndpointSlice.
+fn manifests(i: usize) -> String {
+    let mut text = String::new();
+    {
+        let namespace = format!("team-{}", i / 100);
+        let service = format!("service: {{name: app-{i}, port: {{number: 80}}}}");
+        let (a, b) = (i / 250, i % 250);
+        write!(
+            text,
+            "---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: app-{i}, namespace: {namespace}}}
+spec:
+  ingressClassName: vestibule
+  rules:
+  - host: app-{i}.bench.example
+    http:
+      paths:
+      - {{path: /api, pathType: Prefix, backend: {{{service}}}}}
+      - {{path: /web, pathType: Prefix, backend: {{{service}}}}}
+      - {{path: /status, pathType: Exact, backend: {{{service}}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: app-{i}, namespace: {namespace}}}
+spec:
+  ports:
+  - {{name: http, port: 80, targetPort: http}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: app-{i}-1
+  namespace: {namespace}
+  labels: {{kubernetes.io/service-name: app-{i}}}
+addressType: IPv4
+ports:
+- {{name: http, port: 8080}}
+endpoints:
+- {{addresses: [10.1.{a}.{b}], conditions: {{ready: true}}}}
+- {{addresses: [10.2.{a}.{b}], conditions: {{ready: true}}}}
+- {{addresses: [10.3.{a}.{b}], conditions: {{ready: true}}}}
+"
+        )
+        .expect("writing to a String");
+    }
+    text
+}
+
+/// Decoded one application at a time, as the manifest directory would hold them (one YAML
+/// stream may hold at most 1,024 documents).
+fn snapshot(count: usize) -> Snapshot {
+    let objects = (0..count)
+        .flat_map(|i| decode_manifest(&manifests(i), ManifestFormat::Yaml).expect("valid YAML"));
+    let (snapshot, duplicates) = Snapshot::from_objects(objects);
+    assert!(duplicates.is_empty());
+    snapshot
+}
+
+fn translation(c: &mut Criterion) {
+    let options = Options::default();
+    let mut group = c.benchmark_group("translate");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    for count in [1_000, 10_000] {
+        let snapshot = snapshot(count);
+        let translation = translate(&snapshot, &options);
+        assert_eq!(translation.ingresses.len(), count);
+        assert!(
+            translation.warnings.is_empty(),
+            "{:?}",
+            translation.warnings
+        );
+        group.bench_function(format!("{count}_ingresses"), |b| {
+            b.iter(|| translate(black_box(&snapshot), &options))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, translation);
+criterion_main!(benches);
