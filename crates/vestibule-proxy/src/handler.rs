@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, LOCATION, STRICT_TRANSPORT_SECURITY};
 use http::request::Parts;
-use http::uri::PathAndQuery;
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::Either;
@@ -121,26 +121,26 @@ impl Handler {
         add_forwarding_headers(&mut parts.headers, &host, origin);
         let body = UpstreamBody::limited(body, self.settings.max_body_bytes);
 
-        let mut response = self
+        let route_key = (host_text.to_owned(), path_and_query.path().to_owned());
+        let (mut response, endpoint) = self
             .forward(&target, &parts, path_and_query, body, retryable)
             .await?;
 
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if let (Some(client_upgrade), true) = (client_upgrade, upgraded) {
+            let tunnel = Tunnel {
+                plane: self.plane.clone(),
+                target: target.clone(),
+                route_key,
+                endpoint,
+            };
             let backend_upgrade = hyper::upgrade::on(&mut response);
-            let backend = target.route.backend.clone();
             tokio::spawn(async move {
                 match tokio::try_join!(client_upgrade, backend_upgrade) {
-                    Ok((client, server)) => {
-                        let mut client = TokioIo::new(client);
-                        let mut server = TokioIo::new(server);
-                        if let Err(error) =
-                            tokio::io::copy_bidirectional(&mut client, &mut server).await
-                        {
-                            tracing::debug!(%backend, %error, "upgraded connection ended");
-                        }
+                    Ok((client, server)) => tunnel.run(client, server).await,
+                    Err(error) => {
+                        tracing::debug!(backend = %tunnel.target.route.backend, %error, "upgrade failed")
                     }
-                    Err(error) => tracing::debug!(%backend, %error, "upgrade failed"),
                 }
             });
         }
@@ -171,7 +171,7 @@ impl Handler {
         path_and_query: PathAndQuery,
         body: UpstreamBody,
         retryable: bool,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<(Response<Incoming>, Authority), ProxyError> {
         let upstream = &target.upstream;
         let backend = upstream.id();
         let pick = upstream.pick().ok_or_else(|| ProxyError::NoReadyEndpoint {
@@ -180,7 +180,7 @@ impl Handler {
         let error = match self.attempt(&pick, parts, &path_and_query, body).await {
             Ok(response) => {
                 pick.succeeded();
-                return Ok(response);
+                return Ok((response, pick.authority().clone()));
             }
             Err(error) => error,
         };
@@ -199,7 +199,7 @@ impl Handler {
         {
             Ok(response) => {
                 other.succeeded();
-                Ok(response)
+                Ok((response, other.authority().clone()))
             }
             Err(error) => {
                 other.failed();
@@ -289,6 +289,54 @@ fn idempotent(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     )
+}
+
+/// An upgraded connection (WebSocket and the like) between a client and an endpoint. It
+/// survives configuration changes, and ends when its route or its endpoint is removed.
+struct Tunnel {
+    plane: Arc<DataPlane>,
+    target: Arc<RouteTarget>,
+    route_key: (String, String),
+    endpoint: Authority,
+}
+
+impl Tunnel {
+    async fn run(&self, client: hyper::upgrade::Upgraded, server: hyper::upgrade::Upgraded) {
+        let mut client = TokioIo::new(client);
+        let mut server = TokioIo::new(server);
+        let mut changes = self.plane.changes();
+        let removed = async {
+            while changes.changed().await.is_ok() {
+                if !self.still_routed() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        let backend = &self.target.route.backend;
+        tokio::select! {
+            copied = tokio::io::copy_bidirectional(&mut client, &mut server) => {
+                if let Err(error) = copied {
+                    tracing::debug!(%backend, %error, "upgraded connection ended");
+                }
+            }
+            () = removed => {
+                tracing::info!(%backend, endpoint = %self.endpoint, "closing an upgraded connection: its route or endpoint was removed");
+            }
+        }
+    }
+
+    /// Whether the request that opened the tunnel would still reach the same upstream, and its
+    /// endpoint is still part of it.
+    fn still_routed(&self) -> bool {
+        let table = self.plane.table();
+        let same_route = table
+            .route(&self.route_key.0, &self.route_key.1)
+            .is_some_and(|selected| {
+                Arc::ptr_eq(&selected.target().upstream, &self.target.upstream)
+            });
+        same_route && self.target.upstream.serves(&self.endpoint)
+    }
 }
 
 /// Why one attempt to reach an endpoint failed.

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
+use tokio::sync::watch;
 use vestibule_routing::{BackendId, Endpoint, Route, RouteTable};
 use vestibule_tls::TlsTable;
 
@@ -47,6 +48,7 @@ pub struct DataPlane {
     table: ArcSwap<LiveTable>,
     tls: ArcSwap<TlsTable>,
     registry: Mutex<Registry>,
+    changes: watch::Sender<u64>,
 }
 
 impl Default for DataPlane {
@@ -55,6 +57,7 @@ impl Default for DataPlane {
             table: ArcSwap::from_pointee(LiveTable::default()),
             tls: ArcSwap::from_pointee(TlsTable::default()),
             registry: Mutex::default(),
+            changes: watch::Sender::new(0),
         }
     }
 }
@@ -63,6 +66,12 @@ impl DataPlane {
     /// The table requests are routed by now.
     pub fn table(&self) -> arc_swap::Guard<Arc<LiveTable>> {
         self.table.load()
+    }
+
+    /// Notifies whenever routes or endpoints change, for long-lived connections that must end
+    /// when their route or endpoint goes away.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The certificates TLS handshakes choose from now.
@@ -116,6 +125,9 @@ impl DataPlane {
         if **self.tls.load() != *tls {
             self.tls.store(Arc::new(tls.clone()));
             applied.tls_changed = true;
+        }
+        if applied.routes_changed || applied.endpoint_sets_changed > 0 {
+            self.changes.send_modify(|generation| *generation += 1);
         }
         applied
     }

@@ -124,6 +124,15 @@ impl Upstream {
         !unchanged
     }
 
+    /// Whether `authority` is still one of the endpoints.
+    pub fn serves(&self, authority: &Authority) -> bool {
+        self.selector
+            .load()
+            .endpoints
+            .iter()
+            .any(|endpoint| endpoint.authority == *authority)
+    }
+
     /// The endpoint the next request goes to: the balancer's choice among endpoints that are not
     /// ejected, or its plain choice when every endpoint is ejected (traffic is still tried).
     /// `None` when there is no endpoint.

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cluster;
+mod http2_abuse;
 mod proxying;
 mod reload;
 mod resilience;

@@ -12,15 +12,7 @@ async fn one_backend() -> (Manifests, Vestibule) {
 }
 
 async fn one_backend_with(extra: &[&str]) -> (Manifests, Vestibule) {
-    let backend = echo_backend("web").await;
-    let manifests = Manifests::new();
-    manifests.write("svc.yaml", &service("web", &[backend]));
-    manifests.write(
-        "ing.yaml",
-        &ingress("web", &[("web.example", "/", "Prefix", "web")]),
-    );
-    let vestibule = Vestibule::start(manifests.path(), extra);
-    vestibule.wait_ready().await;
+    let (manifests, vestibule, _) = single_backend(extra).await;
     (manifests, vestibule)
 }
 

@@ -14,19 +14,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::*;
 
-async fn one_backend(extra: &[&str]) -> (Manifests, Vestibule, SocketAddr) {
-    let backend = echo_backend("web").await;
-    let manifests = Manifests::new();
-    manifests.write("svc.yaml", &service("web", &[backend]));
-    manifests.write(
-        "ing.yaml",
-        &ingress("web", &[("web.example", "/", "Prefix", "web")]),
-    );
-    let vestibule = Vestibule::start(manifests.path(), extra);
-    vestibule.wait_ready().await;
-    (manifests, vestibule, backend)
-}
-
 async fn closed_by_peer(stream: &mut tokio::net::TcpStream) -> bool {
     let mut buffer = [0u8; 1024];
     loop {
@@ -40,7 +27,7 @@ async fn closed_by_peer(stream: &mut tokio::net::TcpStream) -> bool {
 
 #[tokio::test]
 async fn a_slow_client_is_cut_off() {
-    let (_manifests, vestibule, _) = one_backend(&["--client-header-timeout", "1s"]).await;
+    let (_manifests, vestibule, _) = single_backend(&["--client-header-timeout", "1s"]).await;
     let mut slow = tokio::net::TcpStream::connect(vestibule.http)
         .await
         .expect("connect");
@@ -59,7 +46,7 @@ async fn a_slow_client_is_cut_off() {
 
 #[tokio::test]
 async fn bodies_past_the_limit_get_413_while_smaller_ones_pass() {
-    let (_manifests, vestibule, _) = one_backend(&[]).await;
+    let (_manifests, vestibule, _) = single_backend(&[]).await;
     let post = |size: usize| {
         http::Request::post(format!("http://{}/upload", vestibule.http))
             .header("host", "web.example")
@@ -100,7 +87,7 @@ async fn bodies_past_the_limit_get_413_while_smaller_ones_pass() {
 
 #[tokio::test]
 async fn oversized_headers_get_431() {
-    let (_manifests, vestibule, _) = one_backend(&[]).await;
+    let (_manifests, vestibule, _) = single_backend(&[]).await;
     let huge = "a".repeat(40 * 1024);
     let answer = get(
         &format!("http://{}/", vestibule.http),
@@ -314,7 +301,7 @@ async fn idempotent_requests_are_retried_on_another_endpoint() {
 
 #[tokio::test]
 async fn a_websocket_stays_open_across_fifty_config_changes() {
-    let (manifests, vestibule, backend) = one_backend(&[]).await;
+    let (manifests, vestibule, backend) = single_backend(&[]).await;
     let stream = tokio::net::TcpStream::connect(vestibule.http)
         .await
         .expect("connect");
@@ -344,4 +331,73 @@ async fn a_websocket_stays_open_across_fifty_config_changes() {
         assert_eq!(reply, Message::text(format!("ping {change}")));
     }
     let _ = backend;
+}
+
+async fn open_websocket(
+    proxy: SocketAddr,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect(proxy)
+        .await
+        .expect("connect");
+    let (socket, _) = tokio_tungstenite::client_async("ws://web.example/chat", stream)
+        .await
+        .expect("handshake");
+    socket
+}
+
+async fn ends(socket: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) -> bool {
+    let next = tokio::time::timeout(Duration::from_secs(10), socket.next()).await;
+    matches!(next, Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))))
+}
+
+#[tokio::test]
+async fn a_websocket_ends_when_its_route_or_endpoint_is_removed() {
+    let backends = echo_backends(&["first", "second"]).await;
+    let manifests = Manifests::new();
+    manifests.write("svc.yaml", &service("web", &backends[..1]));
+    manifests.write(
+        "ing.yaml",
+        &ingress("web", &[("web.example", "/", "Prefix", "web")]),
+    );
+    let vestibule = Vestibule::start(manifests.path(), &[]);
+    vestibule.wait_ready().await;
+
+    let mut by_route = open_websocket(vestibule.http).await;
+    manifests.write(
+        "other.yaml",
+        &ingress("other", &[("other.example", "/", "Prefix", "web")]),
+    );
+    vestibule.wait_for_log("ingresses=2").await;
+    by_route
+        .send(Message::text("still here"))
+        .await
+        .expect("send");
+    let reply = by_route.next().await.expect("reply").expect("message");
+    assert_eq!(
+        reply,
+        Message::text("still here"),
+        "an unrelated change keeps it open"
+    );
+    manifests.remove("ing.yaml");
+    assert!(
+        ends(&mut by_route).await,
+        "removing the route ends the WebSocket"
+    );
+
+    manifests.write(
+        "ing.yaml",
+        &ingress("web", &[("web.example", "/", "Prefix", "web")]),
+    );
+    eventually(|| async {
+        get_via(vestibule.http, "web.example", "/")
+            .await
+            .is_some_and(|answer| answer.status == 200)
+    })
+    .await;
+    let mut by_endpoint = open_websocket(vestibule.http).await;
+    manifests.write("svc.yaml", &service("web", &backends[1..]));
+    assert!(
+        ends(&mut by_endpoint).await,
+        "removing the endpoint ends the WebSocket"
+    );
 }

@@ -237,15 +237,7 @@ impl Http2 {
     pub async fn send(&self, request: http::Request<Full<Bytes>>) -> Option<Answer> {
         let mut sender = self.sender.clone();
         sender.ready().await.ok()?;
-        let response = sender.send_request(request).await.ok()?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.ok()?.to_bytes();
-        Some(Answer {
-            status,
-            headers,
-            body,
-        })
+        read_answer(sender.send_request(request).await.ok()?).await
     }
 
     /// GET `path` on `host`.
@@ -262,7 +254,11 @@ pub async fn send(
     client: &Client<HttpConnector, Full<Bytes>>,
     request: http::Request<Full<Bytes>>,
 ) -> Option<Answer> {
-    let response = client.request(request).await.ok()?;
+    read_answer(client.request(request).await.ok()?).await
+}
+
+/// Reads a response whole; `None` if the body broke off.
+pub async fn read_answer(response: http::Response<hyper::body::Incoming>) -> Option<Answer> {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response.into_body().collect().await.ok()?.to_bytes();
@@ -271,6 +267,21 @@ pub async fn send(
         headers,
         body,
     })
+}
+
+/// One echo backend named `web`, served for `web.example`, and Vestibule (with `extra` flags)
+/// in front of it.
+pub async fn single_backend(extra: &[&str]) -> (Manifests, Vestibule, SocketAddr) {
+    let backend = echo_backend("web").await;
+    let manifests = Manifests::new();
+    manifests.write("svc.yaml", &service("web", &[backend]));
+    manifests.write(
+        "ing.yaml",
+        &ingress("web", &[("web.example", "/", "Prefix", "web")]),
+    );
+    let vestibule = Vestibule::start(manifests.path(), extra);
+    vestibule.wait_ready().await;
+    (manifests, vestibule, backend)
 }
 
 /// GET `url` over HTTP/1.1 with extra headers (e.g. `Host`).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::Answer;
+use super::{Answer, read_answer};
 
 /// A generated certificate and its private key.
 pub struct KeyPair {
@@ -247,18 +247,6 @@ pub fn certifies(der: &[u8], name: &str) -> bool {
     verifier
         .verify_server_cert(&CertificateDer::from(der), &[], &name, &[], UnixTime::now())
         .is_ok()
-}
-
-/// Reads a response whole.
-pub async fn read_answer(response: http::Response<hyper::body::Incoming>) -> Option<Answer> {
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.ok()?.to_bytes();
-    Some(Answer {
-        status,
-        headers,
-        body,
-    })
 }
 
 /// One HTTP/1.1 keep-alive connection over TLS.
