@@ -1,6 +1,8 @@
 //! The request body as it is sent upstream: streamed, and stopped past the size limit.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -21,15 +23,18 @@ pub(crate) struct UpstreamBody {
     inner: Option<Incoming>,
     limit: Option<u64>,
     sent: u64,
+    counted: Option<Arc<AtomicU64>>,
 }
 
 impl UpstreamBody {
-    /// Streams `inner`, failing once more than `limit` bytes have passed.
-    pub fn limited(inner: Incoming, limit: Option<u64>) -> Self {
+    /// Streams `inner`, failing once more than `limit` bytes have passed; `counted`, when
+    /// given, follows how many bytes have passed.
+    pub fn limited(inner: Incoming, limit: Option<u64>, counted: Option<Arc<AtomicU64>>) -> Self {
         Self {
             inner: Some(inner),
             limit,
             sent: 0,
+            counted,
         }
     }
 
@@ -39,6 +44,7 @@ impl UpstreamBody {
             inner: None,
             limit: None,
             sent: 0,
+            counted: None,
         }
     }
 }
@@ -57,9 +63,14 @@ impl Body for UpstreamBody {
         };
         match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(data), Some(limit)) = (frame.data_ref(), this.limit) {
+                if let Some(data) = frame.data_ref() {
                     this.sent += data.len() as u64;
-                    if this.sent > limit {
+                    if let Some(counted) = &this.counted {
+                        counted.store(this.sent, Ordering::Relaxed);
+                    }
+                    if let Some(limit) = this.limit
+                        && this.sent > limit
+                    {
                         return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit }))));
                     }
                 }

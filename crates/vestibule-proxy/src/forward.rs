@@ -21,7 +21,8 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Which kind of listener a request arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub(crate) struct Origin {
     pub sni: Option<std::sync::Arc<str>>,
     /// What the connection's request heads looked like before parsing.
     pub framing: crate::framing::FramingFlag,
+    /// The TLS version of the connection, for the access log.
+    pub tls_version: Option<&'static str>,
 }
 
 /// The protocol an HTTP/1.1 request asks to upgrade to, when it asks with `Connection: upgrade`.
@@ -119,6 +122,51 @@ pub(crate) fn add_forwarding_headers(headers: &mut HeaderMap, host: &HeaderValue
     }
 }
 
+/// Continues the caller's W3C trace (`traceparent`) with a new span for this hop, or starts a
+/// trace when there is none or it is invalid. Returns the trace id.
+pub(crate) fn propagate_trace(headers: &mut HeaderMap) -> String {
+    let caller = headers
+        .get(&TRACEPARENT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_traceparent);
+    let (trace_id, flags) = match caller {
+        Some((trace_id, flags)) => (trace_id.to_owned(), flags.to_owned()),
+        None => (format!("{:032x}", fastrand::u128(1..)), "01".to_owned()),
+    };
+    let value = format!("00-{trace_id}-{:016x}-{flags}", fastrand::u64(1..));
+    if let Ok(value) = HeaderValue::try_from(value) {
+        headers.insert(TRACEPARENT.clone(), value);
+    }
+    trace_id
+}
+
+/// The trace id and flags of a valid `traceparent` (W3C Trace Context, version 00 or later).
+fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
+    let mut fields = value.trim().split('-');
+    let (version, trace_id, parent_id, flags) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
+    let hex = |text: &str, len: usize| {
+        text.len() == len
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let not_zero = |text: &str| text.bytes().any(|b| b != b'0');
+    let valid = hex(version, 2)
+        && version != "ff"
+        && (version != "00" || fields.next().is_none())
+        && hex(trace_id, 32)
+        && not_zero(trace_id)
+        && hex(parent_id, 16)
+        && not_zero(parent_id)
+        && hex(flags, 2);
+    valid.then_some((trace_id, flags))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +178,7 @@ mod tests {
             scheme: Scheme::Http,
             sni: None,
             framing: crate::framing::FramingFlag::default(),
+            tls_version: None,
         }
     }
 
@@ -175,6 +224,39 @@ mod tests {
         assert_eq!(headers["x-forwarded-port"], "8080");
         assert_eq!(headers["host"], "shop.example:8080");
         assert_eq!(headers["x-request-id"].len(), 32);
+    }
+
+    #[test]
+    fn traces_continue_or_start() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        let trace = propagate_trace(&mut headers);
+        assert_eq!(trace, "4bf92f3577b34da6a3ce929d0e0e4736");
+        let sent = headers["traceparent"].to_str().expect("ascii");
+        assert!(sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(sent.ends_with("-01"));
+        assert!(
+            !sent.contains("00f067aa0ba902b7"),
+            "a new span id for this hop"
+        );
+
+        for invalid in [
+            "garbage",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert("traceparent", HeaderValue::from_static(invalid));
+            let trace = propagate_trace(&mut headers);
+            assert_eq!(trace.len(), 32);
+            assert_ne!(trace, "00000000000000000000000000000000");
+        }
+        let mut headers = HeaderMap::new();
+        propagate_trace(&mut headers);
+        assert_eq!(headers["traceparent"].len(), 55);
     }
 
     #[test]

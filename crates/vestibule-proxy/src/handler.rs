@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, LOCATION, STRICT_TRANSPORT_SECURITY};
+use std::sync::atomic::AtomicU64;
+use std::time::{Instant, SystemTime};
+
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, HOST, LOCATION, REFERER, STRICT_TRANSPORT_SECURITY, USER_AGENT,
+};
 use http::request::Parts;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
@@ -14,10 +19,16 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use vestibule_routing::normalize_path;
 
+use crate::access_log::AccessRecord;
 use crate::body::UpstreamBody;
 use crate::error::{Fault, ProxyError};
-use crate::forward::{Origin, Scheme, add_forwarding_headers, requested_upgrade, strip_hop_by_hop};
+use crate::forward::{
+    Origin, Scheme, X_REQUEST_ID, add_forwarding_headers, propagate_trace, requested_upgrade,
+    strip_hop_by_hop,
+};
 use crate::listener::ProxySettings;
+use crate::metrics::RouteLabels;
+use crate::observe::{ObservedBody, Observers, Pending};
 use crate::plane::{DataPlane, RouteTarget};
 use crate::response::{ResponseBody, local, stamp};
 use crate::tls::misdirected;
@@ -35,18 +46,101 @@ pub(crate) struct Handler {
     pub plane: Arc<DataPlane>,
     pub client: UpstreamClient,
     pub settings: ProxySettings,
+    pub observers: Observers,
+}
+
+/// What proxying one request learned, for the metrics and the access log.
+#[derive(Default)]
+struct Exchange {
+    route: Option<RouteLabels>,
+    upstream_addr: Option<Authority>,
+    upstream_status: Option<u16>,
+    upstream_time: Option<f64>,
+    request_id: Option<HeaderValue>,
+    trace_id: Option<String>,
+    bytes_in: Option<Arc<AtomicU64>>,
 }
 
 impl Handler {
-    /// Answers one request: the backend's response, or our own when proxying failed.
+    /// Answers one request, and reports it to the metrics and access log when its response
+    /// body has been sent.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
         origin: &Origin,
+    ) -> Response<ObservedBody> {
+        let started = Instant::now();
+        let time = SystemTime::now();
+        let logged = self.observers.access_log.enabled();
+        let method = request.method().clone();
+        let version = request.version();
+        let headers = request.headers();
+        let (host, target, user_agent, referer) = if logged {
+            let host = request
+                .uri()
+                .authority()
+                .map(|authority| authority.as_str().to_owned())
+                .or_else(|| {
+                    headers
+                        .get(HOST)
+                        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+                })
+                .unwrap_or_default();
+            let target = request.uri().path_and_query().map_or_else(
+                || request.uri().to_string(),
+                |target| target.as_str().to_owned(),
+            );
+            (
+                host,
+                target,
+                headers.get(USER_AGENT).cloned(),
+                headers.get(REFERER).cloned(),
+            )
+        } else {
+            Default::default()
+        };
+        let mut exchange = Exchange::default();
+        let response = self.answer(request, origin, &mut exchange).await;
+        let status = response.status().as_u16();
+        let pending = Box::new(Pending {
+            observers: self.observers.clone(),
+            started,
+            bytes_in: exchange.bytes_in,
+            record: AccessRecord {
+                time,
+                client: origin.peer,
+                method,
+                host,
+                target,
+                version,
+                status,
+                bytes_in: 0,
+                bytes_out: 0,
+                duration: 0.0,
+                route: exchange.route.unwrap_or_default(),
+                upstream_addr: exchange.upstream_addr.map(|addr| addr.to_string()),
+                upstream_status: exchange.upstream_status,
+                upstream_time: exchange.upstream_time,
+                request_id: exchange.request_id,
+                trace_id: exchange.trace_id,
+                user_agent,
+                referer,
+                tls_version: origin.tls_version,
+            },
+        });
+        response.map(|body| ObservedBody::new(body, pending))
+    }
+
+    /// The backend's response, or our own when proxying failed.
+    async fn answer(
+        &self,
+        request: Request<Incoming>,
+        origin: &Origin,
+        exchange: &mut Exchange,
     ) -> Response<ResponseBody> {
         let method = request.method().clone();
         let uri = request.uri().clone();
-        match self.proxy(request, origin).await {
+        match self.proxy(request, origin, exchange).await {
             Ok(response) => response,
             Err(error) => {
                 match error.fault() {
@@ -70,6 +164,7 @@ impl Handler {
         &self,
         mut request: Request<Incoming>,
         origin: &Origin,
+        exchange: &mut Exchange,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         if let Some(reason) = origin.framing.refusal() {
             return Err(ProxyError::Ambiguous(reason));
@@ -91,6 +186,7 @@ impl Handler {
             selected.map(|selected| selected.target().clone())
         }
         .ok_or(ProxyError::NoRoute)?;
+        exchange.route = Some(target.labels.clone());
         let path_and_query = match request.uri().query() {
             Some(query) => format!("{path}?{query}"),
             None => path,
@@ -119,12 +215,20 @@ impl Handler {
         parts.version = Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers, upgrade);
         add_forwarding_headers(&mut parts.headers, &host, origin);
-        let body = UpstreamBody::limited(body, self.settings.max_body_bytes);
+        exchange.trace_id = Some(propagate_trace(&mut parts.headers));
+        exchange.request_id = parts.headers.get(&X_REQUEST_ID).cloned();
+        let counted = (!retryable).then(|| Arc::new(AtomicU64::new(0)));
+        exchange.bytes_in.clone_from(&counted);
+        let body = UpstreamBody::limited(body, self.settings.max_body_bytes, counted);
 
         let route_key = (host_text.to_owned(), path_and_query.path().to_owned());
+        let asked = Instant::now();
         let (mut response, endpoint) = self
             .forward(&target, &parts, path_and_query, body, retryable)
             .await?;
+        exchange.upstream_time = Some(asked.elapsed().as_secs_f64());
+        exchange.upstream_status = Some(response.status().as_u16());
+        exchange.upstream_addr = Some(endpoint.clone());
 
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if let (Some(client_upgrade), true) = (client_upgrade, upgraded) {

@@ -3,24 +3,35 @@
 //! The control plane publishes configuration through [`DataPlane::apply`]; listeners read it
 //! once per request. Nothing here knows about Kubernetes.
 
+mod access_log;
 mod admin;
 mod balancer;
 mod body;
+mod debug_routes;
 mod error;
 mod forward;
 mod framing;
 mod handler;
 mod listener;
+mod metrics;
+mod observe;
 mod plane;
 mod response;
 mod tls;
 mod upstream;
 
+pub use access_log::{AccessLog, AccessLogFormat};
 pub use admin::{Health, serve_admin};
 pub use balancer::{Balancer, RoundRobin};
 pub use body::BodyTooLarge;
+pub use debug_routes::{
+    BackendRef, BackendView, CertificateView, EndpointState, EndpointView, HostView, PathView,
+    PortView, RouteView, RoutesView, TlsHostView, TlsView, routes_view,
+};
 pub use error::{Fault, ProxyError};
 pub use listener::{Proxy, ProxySettings};
+pub use metrics::{EndpointCollector, ProxyMetrics, RouteLabels};
+pub use observe::{ObservedBody, Observers};
 pub use plane::{Applied, DataPlane, LiveTable, RouteTarget};
 pub use response::ResponseBody;
-pub use upstream::{Pick, Upstream, UpstreamEndpoint};
+pub use upstream::{EndpointHealth, Pick, Upstream, UpstreamEndpoint};

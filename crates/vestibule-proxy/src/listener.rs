@@ -23,6 +23,8 @@ use vestibule_tls::{Certificate, crypto_provider};
 use crate::forward::{Origin, Scheme};
 use crate::framing::{FramingFlag, WatchedStream};
 use crate::handler::{Handler, UpstreamClient};
+use crate::metrics::{HandshakeResult, ListenerKind};
+use crate::observe::Observers;
 use crate::plane::DataPlane;
 use crate::tls::SniResolver;
 
@@ -70,12 +72,14 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A proxy serving `plane`'s configuration. `fallback` is the certificate for TLS server
-    /// names nothing else covers when no default certificate is configured.
+    /// A proxy serving `plane`'s configuration and reporting requests to `observers`.
+    /// `fallback` is the certificate for TLS server names nothing else covers when no default
+    /// certificate is configured.
     pub fn new(
         plane: Arc<DataPlane>,
         settings: ProxySettings,
         fallback: Arc<Certificate>,
+        observers: Observers,
     ) -> Result<Self, rustls::Error> {
         let resolver = SniResolver {
             plane: plane.clone(),
@@ -92,6 +96,7 @@ impl Proxy {
                 plane,
                 client: upstream_client(settings.upstream_connect_timeout),
                 settings,
+                observers,
             }),
             acceptor: TlsAcceptor::from(Arc::new(config)),
             connections: Mutex::new(Some(GracefulShutdown::new())),
@@ -132,6 +137,7 @@ impl Proxy {
         let builder = server_builder(&handler.settings);
         let limit = handler.settings.max_connections;
         accept_loop(listener, limit, |stream, peer| {
+            let open = handler.observers.metrics.connection(ListenerKind::Http);
             let framing = FramingFlag::default();
             let stream = WatchedStream::new(stream, framing.clone());
             let origin = Origin {
@@ -140,13 +146,18 @@ impl Proxy {
                 scheme: Scheme::Http,
                 sni: None,
                 framing,
+                tls_version: None,
             };
             let handler = handler.clone();
             let service = move |request| {
                 let (handler, origin) = (handler.clone(), origin.clone());
                 async move { Ok::<_, Infallible>(handler.handle(request, &origin).await) }
             };
-            serve_connection(builder.clone(), stream, service, self.watcher())
+            let connection = serve_connection(builder.clone(), stream, service, self.watcher());
+            async move {
+                connection.await;
+                drop(open);
+            }
         })
         .await;
     }
@@ -164,16 +175,26 @@ impl Proxy {
             let (handler, acceptor, builder) = (handler.clone(), acceptor.clone(), builder.clone());
             let watcher = self.watcher();
             async move {
+                let metrics = &handler.observers.metrics;
+                let _open = metrics.connection(ListenerKind::Https);
                 let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(error)) => {
+                        metrics.handshake(HandshakeResult::Failure);
                         tracing::debug!(%peer, %error, "TLS handshake failed");
                         return;
                     }
                     Err(_) => {
+                        metrics.handshake(HandshakeResult::Failure);
                         tracing::debug!(%peer, "TLS handshake timed out");
                         return;
                     }
+                };
+                metrics.handshake(HandshakeResult::Success);
+                let tls_version = match stream.get_ref().1.protocol_version() {
+                    Some(rustls::ProtocolVersion::TLSv1_3) => Some("TLSv1.3"),
+                    Some(rustls::ProtocolVersion::TLSv1_2) => Some("TLSv1.2"),
+                    _ => None,
                 };
                 let sni = stream.get_ref().1.server_name().map(Arc::from);
                 let framing = FramingFlag::default();
@@ -184,6 +205,7 @@ impl Proxy {
                     scheme: Scheme::Https,
                     sni,
                     framing,
+                    tls_version,
                 };
                 let service = move |request| {
                     let (handler, origin) = (handler.clone(), origin.clone());

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use vestibule_routing::{BackendId, Endpoint, Route, RouteTable};
 use vestibule_tls::TlsTable;
 
+use crate::metrics::RouteLabels;
 use crate::upstream::Upstream;
 
 /// What a matched rule leads to in the data plane.
@@ -17,6 +18,8 @@ pub struct RouteTarget {
     pub route: Route,
     /// The live upstream of the route's backend.
     pub upstream: Arc<Upstream>,
+    /// The route's metric labels, computed once per table.
+    pub labels: RouteLabels,
 }
 
 /// The routing table the data plane serves from.
@@ -74,6 +77,12 @@ impl DataPlane {
         self.changes.subscribe()
     }
 
+    /// Every backend's upstream now.
+    pub fn upstreams(&self) -> Vec<Arc<Upstream>> {
+        let registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        registry.upstreams.values().cloned().collect()
+    }
+
     /// The certificates TLS handshakes choose from now.
     pub fn tls(&self) -> arc_swap::Guard<Arc<TlsTable>> {
         self.tls.load()
@@ -113,6 +122,7 @@ impl DataPlane {
                     .cloned()
                     .unwrap_or_else(|| Arc::new(Upstream::new(route.backend.clone(), &[])));
                 Arc::new(RouteTarget {
+                    labels: RouteLabels::of(route),
                     route: route.clone(),
                     upstream,
                 })

@@ -35,6 +35,17 @@ impl UpstreamEndpoint {
     }
 }
 
+/// One endpoint's passive health at one moment, for reports such as `/debug/routes`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointHealth {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// Whether it is ejected now (it gets traffic only when every endpoint is).
+    pub ejected: bool,
+    /// How many attempts in a row have failed on it.
+    pub consecutive_failures: u32,
+}
+
 /// An endpoint set and the balancer over it; immutable once built.
 #[derive(Debug)]
 struct Selector {
@@ -131,6 +142,21 @@ impl Upstream {
             .endpoints
             .iter()
             .any(|endpoint| endpoint.authority == *authority)
+    }
+
+    /// Every endpoint with its passive health now, in balancing order.
+    pub fn endpoint_health(&self) -> Vec<EndpointHealth> {
+        let now = now_ms();
+        self.selector
+            .load()
+            .endpoints
+            .iter()
+            .map(|endpoint| EndpointHealth {
+                endpoint: endpoint.endpoint.clone(),
+                ejected: endpoint.ejected(now),
+                consecutive_failures: endpoint.consecutive_failures.load(Ordering::Relaxed),
+            })
+            .collect()
     }
 
     /// The endpoint the next request goes to: the balancer's choice among endpoints that are not
@@ -268,6 +294,32 @@ mod tests {
         assert!(
             upstream.pick().is_some(),
             "with every endpoint ejected, traffic is still tried"
+        );
+    }
+
+    #[test]
+    fn endpoint_health_reports_failures_and_ejection() {
+        let upstream = Upstream::new(id(), &[socket("10.0.0.1:80"), socket("10.0.0.2:80")]);
+        let pick = upstream.pick_avoiding(Some(1)).expect("an endpoint");
+        pick.failed();
+        let health = upstream.endpoint_health();
+        assert_eq!(health.len(), 2);
+        assert_eq!(health[0].endpoint, socket("10.0.0.1:80"));
+        assert_eq!(health[0].consecutive_failures, 1);
+        assert!(!health[0].ejected);
+        for _ in 1..EJECT_AFTER_FAILURES {
+            pick.failed();
+        }
+        let health = upstream.endpoint_health();
+        assert!(health[0].ejected);
+        assert_eq!(health[0].consecutive_failures, EJECT_AFTER_FAILURES);
+        assert_eq!(
+            health[1],
+            EndpointHealth {
+                endpoint: socket("10.0.0.2:80"),
+                ejected: false,
+                consecutive_failures: 0,
+            }
         );
     }
 

@@ -32,6 +32,43 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Run a demo backend that answers with a JSON description of each request.
     Echo(EchoArgs),
+    /// Print the routing table a manifest directory translates to, as JSON (the same view as
+    /// /debug/routes); exits 1 when there are warnings, 2 when the directory cannot be read.
+    Routes(RoutesArgs),
+}
+
+/// Flags that decide which Ingresses are served and how they translate; shared by `serve` and
+/// `routes` so that both see the same configuration.
+#[derive(Debug, Args)]
+pub struct TranslationArgs {
+    /// The IngressClass name this controller serves.
+    #[arg(long, env = "VESTIBULE_INGRESS_CLASS", default_value = "vestibule")]
+    pub ingress_class: String,
+    /// The `spec.controller` of IngressClasses this controller serves; give each installation
+    /// its own when several run in one cluster.
+    #[arg(long, env = "VESTIBULE_CONTROLLER_CLASS", default_value = vestibule_translator::CONTROLLER_NAME)]
+    pub controller_class: String,
+    /// Also serve Ingresses that name no class.
+    #[arg(long, env = "VESTIBULE_WATCH_INGRESS_WITHOUT_CLASS")]
+    pub watch_ingress_without_class: bool,
+    /// Secret (NAMESPACE/NAME) with the certificate for unknown TLS server names [default: a
+    /// self-signed certificate generated at start-up].
+    #[arg(long, env = "VESTIBULE_DEFAULT_SSL_CERTIFICATE", value_parser = parse_namespaced_name)]
+    pub default_ssl_certificate: Option<(String, String)>,
+    /// Redirect plain-HTTP requests for TLS hosts to HTTPS with a 308.
+    #[arg(long, env = "VESTIBULE_DEFAULT_SSL_REDIRECT", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub default_ssl_redirect: bool,
+}
+
+/// Flags of `vestibule routes`.
+#[derive(Debug, Args)]
+pub struct RoutesArgs {
+    /// Directory of Kubernetes manifests (YAML or JSON) to read once.
+    #[arg(long, env = "VESTIBULE_MANIFESTS")]
+    pub manifests: PathBuf,
+    /// Which Ingresses are served and how.
+    #[command(flatten)]
+    pub translation: TranslationArgs,
 }
 
 /// Flags of `vestibule serve`.
@@ -85,29 +122,16 @@ pub struct ServeArgs {
     /// Address of the HTTPS listener.
     #[arg(long, env = "VESTIBULE_HTTPS_ADDR", default_value = "0.0.0.0:8443")]
     pub https_addr: SocketAddr,
-    /// Address of the admin listener (/healthz, /readyz); keep it off the traffic ports.
+    /// Address of the admin listener (/healthz, /readyz, /debug/routes); keep it off the traffic
+    /// ports.
     #[arg(long, env = "VESTIBULE_ADMIN_ADDR", default_value = "127.0.0.1:10254")]
     pub admin_addr: SocketAddr,
-    /// The IngressClass name this controller serves.
-    #[arg(long, env = "VESTIBULE_INGRESS_CLASS", default_value = "vestibule")]
-    pub ingress_class: String,
-    /// The `spec.controller` of IngressClasses this controller serves; give each installation
-    /// its own when several run in one cluster.
-    #[arg(long, env = "VESTIBULE_CONTROLLER_CLASS", default_value = vestibule_translator::CONTROLLER_NAME)]
-    pub controller_class: String,
-    /// Also serve Ingresses that name no class.
-    #[arg(long, env = "VESTIBULE_WATCH_INGRESS_WITHOUT_CLASS")]
-    pub watch_ingress_without_class: bool,
+    /// Which Ingresses are served and how.
+    #[command(flatten)]
+    pub translation: TranslationArgs,
     /// Worker threads for the data plane [default: the number of cores].
     #[arg(long, env = "VESTIBULE_WORKERS")]
     pub workers: Option<NonZeroUsize>,
-    /// Secret (NAMESPACE/NAME) with the certificate for unknown TLS server names [default: a
-    /// self-signed certificate generated at start-up].
-    #[arg(long, env = "VESTIBULE_DEFAULT_SSL_CERTIFICATE", value_parser = parse_namespaced_name)]
-    pub default_ssl_certificate: Option<(String, String)>,
-    /// Redirect plain-HTTP requests for TLS hosts to HTTPS with a 308.
-    #[arg(long, env = "VESTIBULE_DEFAULT_SSL_REDIRECT", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    pub default_ssl_redirect: bool,
     /// The port HTTPS redirects point at: the one clients reach (the LoadBalancer's), not
     /// necessarily --https-addr's.
     #[arg(long, env = "VESTIBULE_HTTPS_REDIRECT_PORT", default_value_t = 443)]
@@ -144,6 +168,10 @@ pub struct ServeArgs {
     /// The most connections each traffic listener holds open at once.
     #[arg(long, env = "VESTIBULE_MAX_CONNECTIONS", default_value_t = 16_384)]
     pub max_connections: usize,
+    /// The access log on stdout: json (one object per request), combined (nginx's format) or
+    /// off.
+    #[arg(long, env = "VESTIBULE_ACCESS_LOG", default_value = "json", value_parser = ["json", "combined", "off"])]
+    pub access_log: String,
     /// The most concurrent streams on one HTTP/2 connection.
     #[arg(
         long,
@@ -248,18 +276,21 @@ mod tests {
         };
         assert_eq!(args.http_addr.to_string(), "0.0.0.0:8080");
         assert_eq!(args.admin_addr.to_string(), "127.0.0.1:10254");
-        assert_eq!(args.ingress_class, "vestibule");
-        assert!(!args.watch_ingress_without_class);
+        assert_eq!(args.translation.ingress_class, "vestibule");
+        assert!(!args.translation.watch_ingress_without_class);
         assert_eq!(args.workers, None);
         assert_eq!(args.https_addr.to_string(), "0.0.0.0:8443");
-        assert!(args.default_ssl_redirect);
+        assert!(args.translation.default_ssl_redirect);
         assert_eq!(args.https_redirect_port, 443);
         assert_eq!(args.tls_handshake_timeout, Duration::from_secs(10));
         assert_eq!(args.shutdown_grace, Duration::from_secs(5));
         assert_eq!(args.election_id, "vestibule-leader");
         assert_eq!(args.proxy_body_size, 1 << 20);
         assert_eq!(args.proxy_read_timeout, Duration::from_secs(60));
-        assert_eq!(args.controller_class, "vestibule.dev/ingress-controller");
+        assert_eq!(
+            args.translation.controller_class,
+            "vestibule.dev/ingress-controller"
+        );
         assert!(args.publish_status_address.is_empty());
         assert_eq!(
             args.hsts_header().as_deref(),
@@ -283,10 +314,10 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!("not serve")
         };
-        assert!(!args.default_ssl_redirect);
+        assert!(!args.translation.default_ssl_redirect);
         assert_eq!(args.hsts_header(), None);
         assert_eq!(
-            args.default_ssl_certificate,
+            args.translation.default_ssl_certificate,
             Some(("ingress".to_owned(), "default-tls".to_owned()))
         );
     }
@@ -320,6 +351,34 @@ mod tests {
             "ns/svc",
         ]);
         assert!(both.is_err(), "publish flags exclude each other");
+    }
+
+    #[test]
+    fn routes_takes_the_translation_flags() {
+        let cli = Cli::try_parse_from([
+            "vestibule",
+            "routes",
+            "--manifests",
+            "m",
+            "--ingress-class",
+            "edge",
+            "--watch-ingress-without-class",
+            "--controller-class",
+            "example.com/edge",
+        ])
+        .expect("parses");
+        let Command::Routes(args) = cli.command else {
+            panic!("not routes")
+        };
+        assert_eq!(args.manifests, PathBuf::from("m"));
+        assert_eq!(args.translation.ingress_class, "edge");
+        assert!(args.translation.watch_ingress_without_class);
+        assert_eq!(args.translation.controller_class, "example.com/edge");
+        assert!(args.translation.default_ssl_redirect);
+        assert!(
+            Cli::try_parse_from(["vestibule", "routes"]).is_err(),
+            "--manifests is required"
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use vestibule_proxy::DataPlane;
+
+use crate::control_metrics::ControlMetrics;
 use vestibule_resources::Snapshot;
 use vestibule_translator::{Options, Translation, translate};
 
@@ -14,15 +16,17 @@ pub struct Publisher {
     plane: Arc<DataPlane>,
     options: Options,
     reported: HashSet<String>,
+    metrics: Arc<ControlMetrics>,
 }
 
 impl Publisher {
-    /// A publisher into `plane`.
-    pub fn new(plane: Arc<DataPlane>, options: Options) -> Self {
+    /// A publisher into `plane`, recording each publication in `metrics`.
+    pub fn new(plane: Arc<DataPlane>, options: Options, metrics: Arc<ControlMetrics>) -> Self {
         Self {
             plane,
             options,
             reported: HashSet::new(),
+            metrics,
         }
     }
 
@@ -35,6 +39,8 @@ impl Publisher {
         let applied =
             self.plane
                 .apply(&translation.routes, &translation.backends, &translation.tls);
+        self.metrics
+            .published(problems.len(), &translation.warnings, &translation.tls);
         let mut current = HashSet::new();
         for message in problems {
             if !self.reported.contains(message) {
@@ -70,7 +76,7 @@ impl Publisher {
 }
 
 /// A warning for each certificate past its expiry; such certificates are still served.
-fn expired_certificates(tls: &vestibule_tls::TlsTable) -> Vec<String> {
+pub fn expired_certificates(tls: &vestibule_tls::TlsTable) -> Vec<String> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());

@@ -1,18 +1,22 @@
-//! The `vestibule` command: the ingress controller (`serve`) and a demo backend (`echo`).
+//! The `vestibule` command: the ingress controller (`serve`), a view of the routes a manifest
+//! directory translates to (`routes`), and a demo backend (`echo`).
 
 mod cli;
 mod cluster;
 mod control;
+mod control_metrics;
+mod routes;
 mod serve;
 
 use std::io::IsTerminal as _;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
 
 use crate::cli::{Cli, Command};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_max_level(cli.log_level)
@@ -22,6 +26,7 @@ fn main() -> anyhow::Result<()> {
     let workers = match &cli.command {
         Command::Serve(args) => args.workers,
         Command::Echo(_) => None,
+        Command::Routes(args) => return Ok(routes::run(args)),
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = workers {
@@ -41,6 +46,9 @@ fn main() -> anyhow::Result<()> {
                 vestibule_echo::serve(listener, args.name).await?;
                 Ok(())
             }
+            // Answered above: it reads files once and needs no runtime.
+            Command::Routes(_) => Ok(()),
         }
-    })
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

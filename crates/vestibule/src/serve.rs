@@ -4,17 +4,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use vestibule_cluster::{Client, ClusterError, LeaseSettings, PublishAddress};
 use vestibule_manifests::ManifestDir;
-use vestibule_proxy::{DataPlane, Health, Proxy, ProxySettings, serve_admin};
+use vestibule_proxy::{
+    AccessLog, AccessLogFormat, DataPlane, EndpointCollector, Health, Observers, Proxy,
+    ProxyMetrics, ProxySettings, serve_admin,
+};
 use vestibule_tls::Certificate;
 use vestibule_translator::{Options, SecretName};
 
-use crate::cli::ServeArgs;
+use crate::cli::{ServeArgs, TranslationArgs};
 use crate::cluster::{self, ClusterSettings};
 use crate::control::Publisher;
+use crate::control_metrics::ControlMetrics;
 
 /// The name in the self-signed certificate served when no other certificate applies.
 const FALLBACK_CERTIFICATE_NAME: &str = "vestibule.invalid";
@@ -40,8 +45,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let plane = Arc::new(DataPlane::default());
     let health = Arc::new(Health::default());
-    let proxy = Arc::new(build_proxy(&args, plane.clone())?);
-    let admin_task = tokio::spawn(serve_admin(admin, health.clone()));
+    let mut registry = Registry::with_prefix("vestibule");
+    let observers = Observers {
+        metrics: Arc::new(ProxyMetrics::register(&mut registry)),
+        access_log: Arc::new(AccessLog::start(access_log_format(&args.access_log))),
+    };
+    let control_metrics = Arc::new(ControlMetrics::register(&mut registry));
+    registry.register_collector(Box::new(EndpointCollector::new(plane.clone())));
+    let proxy = Arc::new(build_proxy(&args, plane.clone(), observers)?);
+    let admin_task = tokio::spawn(serve_admin(
+        admin,
+        health.clone(),
+        plane.clone(),
+        Arc::new(registry),
+    ));
     let listeners = {
         let (plain, secure) = (proxy.clone(), proxy.clone());
         [
@@ -50,7 +67,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ]
     };
 
-    let publisher = Publisher::new(plane, translator_options(&args));
+    let publisher = Publisher::new(
+        plane,
+        translator_options(&args.translation),
+        control_metrics,
+    );
     let (stop, stopped) = watch::channel(false);
     let mut configuring = match source {
         Source::Files(dir) => tokio::spawn(serve_files(dir, publisher, health.clone(), stopped)),
@@ -142,7 +163,19 @@ async fn open_source(args: &ServeArgs) -> anyhow::Result<Source> {
     ))
 }
 
-fn build_proxy(args: &ServeArgs, plane: Arc<DataPlane>) -> anyhow::Result<Proxy> {
+fn access_log_format(name: &str) -> AccessLogFormat {
+    match name {
+        "combined" => AccessLogFormat::Combined,
+        "off" => AccessLogFormat::Off,
+        _ => AccessLogFormat::Json,
+    }
+}
+
+fn build_proxy(
+    args: &ServeArgs,
+    plane: Arc<DataPlane>,
+    observers: Observers,
+) -> anyhow::Result<Proxy> {
     let fallback = Certificate::self_signed(&[FALLBACK_CERTIFICATE_NAME])
         .context("cannot generate the self-signed default certificate")?;
     let hsts = args
@@ -162,10 +195,11 @@ fn build_proxy(args: &ServeArgs, plane: Arc<DataPlane>) -> anyhow::Result<Proxy>
         max_connections: args.max_connections,
         http2_max_concurrent_streams: args.http2_max_concurrent_streams,
     };
-    Proxy::new(plane, settings, Arc::new(fallback)).context("cannot configure TLS")
+    Proxy::new(plane, settings, Arc::new(fallback), observers).context("cannot configure TLS")
 }
 
-fn translator_options(args: &ServeArgs) -> Options {
+/// The translator options the flags describe; `serve` and `routes` share them.
+pub fn translator_options(args: &TranslationArgs) -> Options {
     Options {
         ingress_class: args.ingress_class.clone(),
         controller_class: args.controller_class.clone(),

@@ -3,7 +3,9 @@
 
 mod bad_input;
 mod cluster;
+mod debug_routes;
 mod http2_abuse;
+mod observability;
 mod proxying;
 mod reload;
 mod resilience;

@@ -30,6 +30,7 @@ pub struct Vestibule {
     /// The admin listener.
     pub admin: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl Vestibule {
@@ -67,10 +68,19 @@ impl Vestibule {
             .args(["--admin-addr", "127.0.0.1:0"])
             .args(["--workers", "2", "--log-level", "debug"])
             .args(extra)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("vestibule starts");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let lines = stdout.clone();
+        let out = child.stdout.take().expect("stdout piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().expect("stdout lock").push(line);
+            }
+        });
         let stderr = child.stderr.take().expect("stderr piped");
         let log = Arc::new(Mutex::new(Vec::new()));
         let (addrs_tx, addrs_rx) = std::sync::mpsc::channel();
@@ -108,6 +118,28 @@ impl Vestibule {
             https,
             admin,
             log,
+            stdout,
+        }
+    }
+
+    /// The lines written to stdout so far (the access log).
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().expect("stdout lock").clone()
+    }
+
+    /// Waits until a stdout line contains `text`; panics with stdout after [`PATIENCE`].
+    pub async fn wait_for_stdout(&self, text: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(line) = self.stdout().into_iter().find(|line| line.contains(text)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no stdout line contains {text:?}:\n{}",
+                self.stdout().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
