@@ -12,6 +12,8 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use std::num::NonZeroUsize;
+
 use clap::Parser as _;
 
 use crate::cli::{Cli, Command};
@@ -28,10 +30,16 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Echo(_) => None,
         Command::Routes(args) => return Ok(routes::run(args)),
     };
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = workers {
-        runtime.worker_threads(workers.get());
-    }
+    // One worker needs no work-stealing: a single-threaded runtime skips its synchronisation.
+    let mut runtime = match workers.map(NonZeroUsize::get) {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(workers) => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.worker_threads(workers);
+            runtime
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = runtime
         .enable_all()
         .build()

@@ -213,27 +213,34 @@ async fn debug_routes_follows_changes_and_endpoint_health() {
     let vestibule = Vestibule::start(site.manifests.path(), &[]);
     vestibule.wait_ready().await;
 
-    // A backend whose only endpoint refuses connections: each request is one failure.
+    // A new Ingress to a backend whose only endpoint refuses connections, in one file so that
+    // it applies at once: each request to it is one failure.
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("address")
     };
-    site.manifests
-        .write("down.yaml", &service("down", &[closed]));
     site.manifests.write(
-        "status.yaml",
-        &ingress(
-            "status",
-            &[
-                ("", "/status", "Exact", "api"),
-                ("down.example", "/", "Prefix", "down"),
-            ],
-        ),
+        "down.yaml",
+        &[
+            service("down", &[closed]),
+            ingress("down", &[("down.example", "/", "Prefix", "down")]),
+        ]
+        .join("\n---\n"),
     );
     eventually(|| async {
-        debug_routes(&vestibule).await["hosts"]
+        let view = debug_routes(&vestibule).await;
+        let routed = view["hosts"]
             .as_array()
-            .is_some_and(|hosts| hosts.iter().any(|host| host["host"] == "down.example"))
+            .is_some_and(|hosts| hosts.iter().any(|host| host["host"] == "down.example"));
+        let resolved = view["backends"].as_array().is_some_and(|backends| {
+            backends.iter().any(|backend| {
+                backend["name"] == "default/down:80"
+                    && backend["endpoints"]
+                        .as_array()
+                        .is_some_and(|endpoints| endpoints.len() == 1)
+            })
+        });
+        routed && resolved
     })
     .await;
     for _ in 0..3 {
