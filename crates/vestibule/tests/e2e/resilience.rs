@@ -42,6 +42,17 @@ async fn a_slow_client_is_cut_off() {
         .await
         .expect("answer");
     assert_eq!(answer.status, 200, "other clients are served meanwhile");
+
+    let mut idle = tokio::net::TcpStream::connect(vestibule.http)
+        .await
+        .expect("connect");
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: web.example\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(
+        closed_by_peer(&mut idle).await,
+        "an idle keep-alive connection is closed after the timeout too"
+    );
 }
 
 #[tokio::test]
