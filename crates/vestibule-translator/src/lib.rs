@@ -5,6 +5,7 @@
 //! names, add their rules to a routing table (first come first kept), then resolve every
 //! referenced Service port to its ready endpoints.
 
+mod annotations;
 mod backends;
 mod class;
 mod rules;
@@ -69,6 +70,7 @@ pub struct Translation {
 pub fn translate(snapshot: &Snapshot, options: &Options) -> Translation {
     let mut warnings = Vec::new();
     let ingresses = class::select_ours(snapshot, options);
+    annotations::refuse_snippets(&ingresses, &mut warnings);
     let tls = tls::build(
         snapshot,
         &ingresses,

@@ -28,6 +28,8 @@ pub enum WarningReason {
     InvalidSecret,
     /// A `spec.tls` entry is invalid and ignored.
     InvalidTls,
+    /// An annotation that would inject proxy configuration text (a `*-snippet`); never applied.
+    RefusedAnnotation,
 }
 
 impl WarningReason {
@@ -44,6 +46,7 @@ impl WarningReason {
             Self::SecretNotFound => "SecretNotFound",
             Self::InvalidSecret => "InvalidSecret",
             Self::InvalidTls => "InvalidTls",
+            Self::RefusedAnnotation => "RefusedAnnotation",
         }
     }
 }
