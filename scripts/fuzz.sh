@@ -38,19 +38,26 @@ for target in "${targets[@]}"; do
   if [[ -d "corpus/$target" ]]; then
     cp -R "corpus/$target/." "$corpus/"
   fi
+  dict=()
+  if [[ -f "dict/$target.dict" ]]; then
+    dict=(-dict="dict/$target.dict")
+  fi
   log="$work/$target.log"
   status=0
   # -timeout: one input running longer than this is a hang, reported as a failure.
   cargo fuzz run "$target" "$corpus" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=25 -print_final_stats=1 "${dict[@]}" \
     >"$log" 2>&1 || status=$?
   executions=$(awk '/^stat::number_of_executed_units:/ { print $NF }' "$log" | tail -n 1)
   if [[ $status -eq 0 ]]; then
     echo "fuzz: $target: ok, ${executions:-?} executions in ${seconds}s"
   else
     failed+=("$target")
-    echo "fuzz: $target: FAILED (exit $status) after ${executions:-?} executions; log tail:" >&2
-    tail -n 60 "$log" >&2
+    echo "fuzz: $target: FAILED (exit $status) after ${executions:-?} executions:" >&2
+    # The panic message or sanitizer report first (a long stack follows it), then the log's end.
+    { grep -E -A 4 "panicked at|ERROR: (AddressSanitizer|libFuzzer)" "$log" || true; } | head -n 30 >&2
+    echo "--- end of the log (the log is removed on exit):" >&2
+    tail -n 30 "$log" >&2
   fi
 done
 
