@@ -79,7 +79,7 @@ impl ProxyError {
     /// Whether the connection must be closed after answering: the request may have left bytes
     /// on the connection that can no longer be framed.
     pub fn closes_connection(&self) -> bool {
-        matches!(self, Self::Ambiguous(_) | Self::BodyTooLarge(_))
+        matches!(self, Self::Ambiguous(_))
     }
 
     /// Classifies an upstream client error.

@@ -12,6 +12,7 @@ use http::request::Parts;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
+use http_body_util::BodyExt as _;
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -202,6 +203,7 @@ impl Handler {
         if let Some(limit) = self.settings.max_body_bytes
             && declared_length(request.headers()).is_some_and(|length| length > limit)
         {
+            tokio::spawn(discard(request.into_body()));
             return Err(crate::body::BodyTooLarge { limit }.into());
         }
 
@@ -221,7 +223,9 @@ impl Handler {
         exchange.bytes_in.clone_from(&counted);
         let body = UpstreamBody::limited(body, self.settings.max_body_bytes, counted);
 
-        let route_key = (host_text.to_owned(), path_and_query.path().to_owned());
+        let route_key = client_upgrade
+            .is_some()
+            .then(|| (host_text.to_owned(), path_and_query.path().to_owned()));
         let asked = Instant::now();
         let (mut response, endpoint) = self
             .forward(&target, &parts, path_and_query, body, retryable)
@@ -231,7 +235,8 @@ impl Handler {
         exchange.upstream_addr = Some(endpoint.clone());
 
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-        if let (Some(client_upgrade), true) = (client_upgrade, upgraded) {
+        if let (Some(client_upgrade), Some(route_key), true) = (client_upgrade, route_key, upgraded)
+        {
             let tunnel = Tunnel {
                 plane: self.plane.clone(),
                 target: target.clone(),
@@ -378,6 +383,24 @@ fn request_host(request: &Request<Incoming>) -> Result<HeaderValue, ProxyError> 
         None if request.version() <= Version::HTTP_10 => Ok(HeaderValue::from_static("")),
         None => Err(ProxyError::MissingHost),
     }
+}
+
+/// Reads and drops a refused request body, bounded in size and time, so that the client gets
+/// to read the answer instead of a connection reset (nginx's "lingering close"). Past the
+/// bounds the body is dropped and the connection closes.
+async fn discard(mut body: Incoming) {
+    const MOST: u64 = 64 * 1024 * 1024;
+    const LONGEST: std::time::Duration = std::time::Duration::from_secs(5);
+    let drained = async {
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |data| data.len() as u64);
+            if read > MOST {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LONGEST, drained).await;
 }
 
 /// The body length a request declares, if it declares exactly one.

@@ -151,7 +151,13 @@ impl ApiServer {
             self.port,
             self.dir.path().join("ca.crt").display()
         );
-        std::fs::write(&path, text).expect("kubeconfig written");
+        // Tests run in parallel and rewrite the same file: replace it whole, never in place.
+        let staging = self.dir.path().join(format!(
+            "{token}.kubeconfig.{:?}",
+            std::thread::current().id()
+        ));
+        std::fs::write(&staging, text).expect("kubeconfig written");
+        std::fs::rename(&staging, &path).expect("kubeconfig replaced");
         path
     }
 
