@@ -318,6 +318,7 @@ mod tests {
             },
             tls,
             https_redirect: tls,
+            policy: Default::default(),
         }
     }
 

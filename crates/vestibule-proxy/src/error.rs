@@ -43,6 +43,9 @@ pub enum ProxyError {
         /// The server name of the TLS connection.
         sni: String,
     },
+    /// The route's source ranges do not admit the client's address.
+    #[error("the client address is not allowed on this route")]
+    Forbidden,
     /// No rule and no default backend matches.
     #[error("no rule matches the request")]
     NoRoute,
@@ -124,6 +127,7 @@ impl ProxyError {
             | Self::InvalidPath(_)
             | Self::BodyTooLarge(_)
             | Self::Misdirected { .. }
+            | Self::Forbidden
             | Self::NoRoute
             | Self::InvalidTarget(_) => Fault::Client,
             Self::NoReadyEndpoint { .. } => Fault::Configuration,
@@ -140,6 +144,7 @@ impl ProxyError {
             | Self::InvalidTarget(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Misdirected { .. } => StatusCode::MISDIRECTED_REQUEST,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::NoReadyEndpoint { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use std::sync::atomic::AtomicU64;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{
     CONNECTION, CONTENT_LENGTH, HOST, LOCATION, REFERER, STRICT_TRANSPORT_SECURITY, USER_AGENT,
@@ -18,10 +18,11 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
-use vestibule_routing::normalize_path;
+use vestibule_routing::{BodyLimit, RoutePolicy, normalize_path, normalize_request_host};
 
 use crate::access_log::AccessRecord;
 use crate::body::UpstreamBody;
+use crate::clients::UpstreamClients;
 use crate::error::{Fault, ProxyError};
 use crate::forward::{
     Origin, Scheme, X_REQUEST_ID, add_forwarding_headers, propagate_trace, requested_upgrade,
@@ -31,6 +32,7 @@ use crate::listener::ProxySettings;
 use crate::metrics::RouteLabels;
 use crate::observe::{ObservedBody, Observers, Pending};
 use crate::plane::{DataPlane, RouteTarget};
+use crate::policy::{self, RequestFacts, add_cors_headers};
 use crate::response::{ResponseBody, local, stamp};
 use crate::tls::misdirected;
 use crate::upstream::Pick;
@@ -39,13 +41,19 @@ use crate::upstream::Pick;
 /// cert-manager solves them) keep working.
 const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
+/// How many endpoints a request may be tried on unless its route says otherwise.
+const DEFAULT_TRIES: usize = 2;
+
+/// The path prefix a route's backend is published under (`x-forwarded-prefix`).
+static X_FORWARDED_PREFIX: http::HeaderName = http::HeaderName::from_static("x-forwarded-prefix");
+
 /// The client that carries requests to backends, pooling keep-alive connections per endpoint.
 pub(crate) type UpstreamClient = Client<HttpConnector, UpstreamBody>;
 
 /// What every request on one listener shares.
 pub(crate) struct Handler {
     pub plane: Arc<DataPlane>,
-    pub client: UpstreamClient,
+    pub clients: UpstreamClients,
     pub settings: ProxySettings,
     pub observers: Observers,
 }
@@ -188,6 +196,19 @@ impl Handler {
         }
         .ok_or(ProxyError::NoRoute)?;
         exchange.route = Some(target.labels.clone());
+        let policy = &target.route.policy;
+        let facts = RequestFacts {
+            scheme: origin.scheme,
+            host: &normalize_request_host(host_text),
+            request_uri: request
+                .uri()
+                .path_and_query()
+                .map_or("/", PathAndQuery::as_str),
+            path: &path,
+        };
+        if let Some(response) = policy::redirect(policy, &facts) {
+            return Ok(response);
+        }
         let path_and_query = match request.uri().query() {
             Some(query) => format!("{path}?{query}"),
             None => path,
@@ -200,7 +221,19 @@ impl Handler {
         {
             return Ok(self.redirect_to_https(host_text, &path_and_query));
         }
-        if let Some(limit) = self.settings.max_body_bytes
+        if let Some(source) = &policy.source
+            && !source.permits(origin.peer.ip())
+        {
+            return Err(ProxyError::Forbidden);
+        }
+        if let Some(response) = policy::preflight(policy, request.method(), request.headers()) {
+            return Ok(response);
+        }
+        let max_body_bytes = policy
+            .limits
+            .max_body
+            .map_or(self.settings.max_body_bytes, BodyLimit::bytes);
+        if let Some(limit) = max_body_bytes
             && declared_length(request.headers()).is_some_and(|length| length > limit)
         {
             tokio::spawn(discard(request.into_body()));
@@ -217,11 +250,12 @@ impl Handler {
         parts.version = Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers, upgrade);
         add_forwarding_headers(&mut parts.headers, &host, origin);
+        apply_upstream_headers(policy, &mut parts.headers);
         exchange.trace_id = Some(propagate_trace(&mut parts.headers));
         exchange.request_id = parts.headers.get(&X_REQUEST_ID).cloned();
         let counted = (!retryable).then(|| Arc::new(AtomicU64::new(0)));
         exchange.bytes_in.clone_from(&counted);
-        let body = UpstreamBody::limited(body, self.settings.max_body_bytes, counted);
+        let body = UpstreamBody::limited(body, max_body_bytes, counted);
 
         let route_key = client_upgrade
             .is_some()
@@ -259,6 +293,9 @@ impl Handler {
             .flatten();
         strip_hop_by_hop(headers, response_upgrade);
         stamp(headers);
+        if let Some(cors) = &policy.cors {
+            add_cors_headers(cors, &parts.headers, headers);
+        }
         if origin.scheme == Scheme::Https
             && target.route.tls
             && let Some(hsts) = &self.settings.hsts
@@ -271,8 +308,9 @@ impl Handler {
     }
 
     /// Sends the request to an endpoint of the target's backend. A request without a body is
-    /// retried once on another endpoint when the connection failed, or, for idempotent methods,
-    /// when the endpoint failed before answering.
+    /// retried on another endpoint when the connection failed, or, for idempotent methods, when
+    /// the endpoint failed before answering: up to the route's `proxy-next-upstream-tries`
+    /// attempts in all (two by default; zero means once per endpoint).
     async fn forward(
         &self,
         target: &RouteTarget,
@@ -283,42 +321,52 @@ impl Handler {
     ) -> Result<(Response<Incoming>, Authority), ProxyError> {
         let upstream = &target.upstream;
         let backend = upstream.id();
-        let pick = upstream.pick().ok_or_else(|| ProxyError::NoReadyEndpoint {
+        let limits = &target.route.policy.limits;
+        let client = self.clients.for_limits(limits);
+        let read_timeout = limits
+            .read_timeout
+            .unwrap_or(self.settings.upstream_read_timeout);
+        let tries = match limits.upstream_tries {
+            None => DEFAULT_TRIES,
+            Some(0) => upstream.endpoint_health().len().max(1),
+            Some(tries) => tries as usize,
+        };
+        let mut pick = upstream.pick().ok_or_else(|| ProxyError::NoReadyEndpoint {
             backend: backend.clone(),
         })?;
-        let error = match self.attempt(&pick, parts, &path_and_query, body).await {
-            Ok(response) => {
-                pick.succeeded();
-                return Ok((response, pick.authority().clone()));
+        let mut body = Some(body);
+        let mut tried = 1;
+        loop {
+            let sent = body.take().unwrap_or_else(UpstreamBody::empty);
+            let attempt = self.attempt(&client, read_timeout, &pick, parts, &path_and_query, sent);
+            let error = match attempt.await {
+                Ok(response) => {
+                    pick.succeeded();
+                    return Ok((response, pick.authority().clone()));
+                }
+                Err(error) => error,
+            };
+            let retry = retryable && (error.before_sending() || idempotent(&parts.method));
+            let failed = error.classify(backend, pick.authority());
+            if !matches!(failed, ProxyError::BodyTooLarge(_)) {
+                pick.failed();
             }
-            Err(error) => error,
-        };
-        let retry = retryable && (error.before_sending() || idempotent(&parts.method));
-        let failed = error.classify(backend, pick.authority());
-        if !matches!(failed, ProxyError::BodyTooLarge(_)) {
-            pick.failed();
-        }
-        let Some(other) = retry.then(|| upstream.pick_other(&pick)).flatten() else {
-            return Err(failed);
-        };
-        tracing::debug!(%backend, from = %pick.authority(), to = %other.authority(), %failed, "retrying on another endpoint");
-        match self
-            .attempt(&other, parts, &path_and_query, UpstreamBody::empty())
-            .await
-        {
-            Ok(response) => {
-                other.succeeded();
-                Ok((response, other.authority().clone()))
-            }
-            Err(error) => {
-                other.failed();
-                Err(error.classify(backend, other.authority()))
-            }
+            let next = (retry && tried < tries)
+                .then(|| upstream.pick_other(&pick))
+                .flatten();
+            let Some(next) = next else {
+                return Err(failed);
+            };
+            tracing::debug!(%backend, from = %pick.authority(), to = %next.authority(), %failed, "retrying on another endpoint");
+            pick = next;
+            tried += 1;
         }
     }
 
     async fn attempt(
         &self,
+        client: &UpstreamClient,
+        read_timeout: Duration,
         pick: &Pick,
         parts: &Parts,
         path_and_query: &PathAndQuery,
@@ -335,8 +383,8 @@ impl Handler {
         *request.version_mut() = parts.version;
         *request.headers_mut() = parts.headers.clone();
         *request.uri_mut() = uri;
-        let sent = self.client.request(request);
-        match tokio::time::timeout(self.settings.upstream_read_timeout, sent).await {
+        let sent = client.request(request);
+        match tokio::time::timeout(read_timeout, sent).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => Err(Attempt::Failed(error)),
             Err(_) => Err(Attempt::TimedOut),
@@ -409,6 +457,24 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse().ok())
+}
+
+/// Add the headers a route's policy sets on requests to its backend.
+fn apply_upstream_headers(policy: &RoutePolicy, headers: &mut HeaderMap) {
+    if let Some(host) = policy
+        .upstream_host
+        .as_deref()
+        .and_then(|host| HeaderValue::from_str(host).ok())
+    {
+        headers.insert(HOST, host);
+    }
+    if let Some(prefix) = policy
+        .forwarded_prefix
+        .as_deref()
+        .and_then(|prefix| HeaderValue::from_str(prefix).ok())
+    {
+        headers.insert(&X_FORWARDED_PREFIX, prefix);
+    }
 }
 
 fn idempotent(method: &Method) -> bool {

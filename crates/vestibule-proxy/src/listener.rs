@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use vestibule_tls::{Certificate, crypto_provider};
 
+use crate::clients::UpstreamClients;
 use crate::forward::{Origin, Scheme};
 use crate::framing::{FramingFlag, WatchedStream};
 use crate::handler::{Handler, UpstreamClient};
@@ -94,7 +95,7 @@ impl Proxy {
             tls_handshake_timeout: settings.tls_handshake_timeout,
             handler: Arc::new(Handler {
                 plane,
-                client: upstream_client(settings.upstream_connect_timeout),
+                clients: UpstreamClients::new(settings.upstream_connect_timeout),
                 settings,
                 observers,
             }),
@@ -242,7 +243,9 @@ fn server_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
+/// A client that pools keep-alive connections per endpoint and connects within
+/// `connect_timeout`.
+pub(crate) fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(connect_timeout));

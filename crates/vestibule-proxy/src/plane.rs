@@ -167,6 +167,7 @@ mod tests {
                 },
                 tls: false,
                 https_redirect: false,
+                policy: Default::default(),
             };
             builder
                 .add_rule(HostMatch::Any, PathMatch::prefix(path), route)

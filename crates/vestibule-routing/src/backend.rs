@@ -2,6 +2,9 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::policy::RoutePolicy;
 
 /// A namespaced Kubernetes object name, e.g. the Ingress a route came from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,4 +90,6 @@ pub struct Route {
     pub tls: bool,
     /// Plain-HTTP requests are redirected to HTTPS (except ACME HTTP-01 challenges).
     pub https_redirect: bool,
+    /// What the Ingress's annotations change about serving the route; shared by its routes.
+    pub policy: Arc<RoutePolicy>,
 }

@@ -9,6 +9,7 @@ mod host;
 mod host_map;
 mod normalize;
 mod path;
+mod policy;
 mod table;
 
 pub use backend::{BackendId, Endpoint, IngressRef, Route, ServicePortRef};
@@ -16,4 +17,8 @@ pub use host::{HostMatch, InvalidHost, normalize_request_host};
 pub use host_map::HostMap;
 pub use normalize::{InvalidPath, normalize_path};
 pub use path::{PathMatch, normalize_prefix};
+pub use policy::{
+    BodyLimit, Cors, IpRange, Limits, OriginPattern, Redirect, RequestValue, RoutePolicy,
+    SourceFilter, Template, TemplatePart,
+};
 pub use table::{PathRule, RouteTable, RouteTableBuilder, Selected, VirtualHost};

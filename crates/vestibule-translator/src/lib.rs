@@ -2,8 +2,8 @@
 //!
 //! [`translate`] is a pure function: no I/O, no clock, no panics. It is applied as ordered steps:
 //! select the Ingresses that are ours, order them by age, load the certificates their `spec.tls`
-//! names, add their rules to a routing table (first come first kept), then resolve every
-//! referenced Service port to its ready endpoints.
+//! names, read each one's annotations into a route policy and add its rules to a routing table
+//! (first come first kept), then resolve every referenced Service port to its ready endpoints.
 
 mod annotations;
 mod backends;
@@ -18,6 +18,7 @@ use vestibule_resources::Snapshot;
 use vestibule_routing::{BackendId, Endpoint, IngressRef, Route, RouteTable};
 use vestibule_tls::TlsTable;
 
+pub use annotations::{AnnotationVerdict, Verdict, review_annotations};
 pub use class::CONTROLLER_NAME;
 pub use tls::SecretName;
 pub use warning::{Warning, WarningReason};
@@ -70,7 +71,6 @@ pub struct Translation {
 pub fn translate(snapshot: &Snapshot, options: &Options) -> Translation {
     let mut warnings = Vec::new();
     let ingresses = class::select_ours(snapshot, options);
-    annotations::refuse_snippets(&ingresses, &mut warnings);
     let tls = tls::build(
         snapshot,
         &ingresses,

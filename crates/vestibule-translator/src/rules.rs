@@ -10,6 +10,7 @@ use vestibule_routing::{
 };
 
 use crate::Options;
+use crate::annotations::{IngressSettings, settings_of};
 use crate::tls::Tls;
 use crate::warning::{Warning, WarningReason};
 
@@ -35,8 +36,10 @@ pub(crate) fn build_table(
     let mut builder = RouteTableBuilder::default();
     let mut references = References::new();
     for ingress in ingresses {
+        let settings = settings_of(ingress, warnings);
         let mut adder = IngressRules {
             ingress: ingress_ref(ingress),
+            settings,
             builder: &mut builder,
             references: &mut references,
             warnings,
@@ -50,6 +53,7 @@ pub(crate) fn build_table(
 
 struct IngressRules<'a> {
     ingress: IngressRef,
+    settings: IngressSettings,
     builder: &'a mut RouteTableBuilder<Route>,
     references: &'a mut References,
     warnings: &'a mut Vec<Warning>,
@@ -107,21 +111,30 @@ impl IngressRules<'_> {
                 let Some(path) = self.path_match(path_text, &http_path.path_type) else {
                     continue;
                 };
-                let place = format!("host {host} path {path}");
-                let Some(route) = self.route_to(&http_path.backend, &host, &place) else {
-                    continue;
-                };
-                let backend = route.backend.clone();
-                match self.builder.add_rule(host.clone(), path, route) {
-                    Ok(()) => self.reference(backend),
-                    Err(kept) => {
-                        let message = format!(
-                            "{place} is already served by the older Ingress {}; this rule is ignored",
-                            kept.ingress
-                        );
-                        self.warn(WarningReason::Conflict, message);
+                self.add_path(&host, &path, &http_path.backend);
+                if host != HostMatch::Any {
+                    for alias in self.settings.aliases.clone() {
+                        self.add_path(&alias, &path, &http_path.backend);
                     }
                 }
+            }
+        }
+    }
+
+    fn add_path(&mut self, host: &HostMatch, path: &PathMatch, backend: &IngressBackend) {
+        let place = format!("host {host} path {path}");
+        let Some(route) = self.route_to(backend, host, &place) else {
+            return;
+        };
+        let backend = route.backend.clone();
+        match self.builder.add_rule(host.clone(), path.clone(), route) {
+            Ok(()) => self.reference(backend),
+            Err(kept) => {
+                let message = format!(
+                    "{place} is already served by the older Ingress {}; this rule is ignored",
+                    kept.ingress
+                );
+                self.warn(WarningReason::Conflict, message);
             }
         }
     }
@@ -195,11 +208,16 @@ impl IngressRules<'_> {
             port,
         };
         let tls = self.tls.covers(host);
+        let ssl_redirect = self
+            .settings
+            .ssl_redirect
+            .unwrap_or(self.options.ssl_redirect);
         Some(Route {
             backend: id,
             ingress: self.ingress.clone(),
             tls,
-            https_redirect: tls && self.options.ssl_redirect,
+            https_redirect: (tls && ssl_redirect) || self.settings.force_ssl_redirect,
+            policy: self.settings.policy.clone(),
         })
     }
 }

@@ -30,6 +30,10 @@ pub enum WarningReason {
     InvalidTls,
     /// An annotation that would inject proxy configuration text (a `*-snippet`); never applied.
     RefusedAnnotation,
+    /// An annotation's value is invalid; that setting keeps its default.
+    InvalidAnnotation,
+    /// An annotation Vestibule does not provide (known from ingress-nginx, or unknown).
+    UnsupportedAnnotation,
 }
 
 impl WarningReason {
@@ -47,6 +51,8 @@ impl WarningReason {
             Self::InvalidSecret => "InvalidSecret",
             Self::InvalidTls => "InvalidTls",
             Self::RefusedAnnotation => "RefusedAnnotation",
+            Self::InvalidAnnotation => "InvalidAnnotation",
+            Self::UnsupportedAnnotation => "UnsupportedAnnotation",
         }
     }
 }

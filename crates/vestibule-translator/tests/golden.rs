@@ -15,7 +15,7 @@ use vestibule_resources::k8s_openapi::ByteString;
 use vestibule_resources::k8s_openapi::api::core::v1::Secret;
 use vestibule_resources::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use vestibule_resources::{ManifestFormat, Object, Snapshot, decode_manifest};
-use vestibule_routing::Selected;
+use vestibule_routing::{RoutePolicy, Selected};
 use vestibule_translator::{Options, SecretName, Translation, translate};
 
 fn options_from(text: &str) -> Options {
@@ -91,6 +91,7 @@ fn render(translation: &Translation, probes: &[(&str, &str)]) -> String {
             let flags = match (route.tls, route.https_redirect) {
                 (true, true) => " [tls, redirect]",
                 (true, false) => " [tls]",
+                (false, true) => " [redirect]",
                 _ => "",
             };
             writeln!(
@@ -106,6 +107,17 @@ fn render(translation: &Translation, probes: &[(&str, &str)]) -> String {
     }
     if let Some(route) = translation.routes.default_backend() {
         writeln!(out, "default -> {} (from {})", route.backend, route.ingress).unwrap();
+    }
+    let mut policies = std::collections::BTreeMap::new();
+    for vhost in translation.routes.virtual_hosts() {
+        for rule in vhost.rules() {
+            policies.insert(rule.target.ingress.to_string(), rule.target.policy.clone());
+        }
+    }
+    for (ingress, policy) in policies {
+        if *policy != RoutePolicy::default() {
+            writeln!(out, "policy {ingress}: {policy:?}").unwrap();
+        }
     }
     for (backend, endpoints) in &translation.backends {
         let endpoints: Vec<String> = endpoints.iter().map(ToString::to_string).collect();

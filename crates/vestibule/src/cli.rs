@@ -35,6 +35,20 @@ pub enum Command {
     /// Print the routing table a manifest directory translates to, as JSON (the same view as
     /// /debug/routes); exits 1 when there are warnings, 2 when the directory cannot be read.
     Routes(RoutesArgs),
+    /// Report, for every Ingress in the given manifests (any class), which ingress-nginx
+    /// annotations Vestibule honours, ignores as harmless, refuses or does not provide: the
+    /// check to run before switching controllers. Exits 1 when any annotation is refused,
+    /// invalid, unsupported or unknown, 2 when the input cannot be read.
+    Check(CheckArgs),
+}
+
+/// Arguments of `vestibule check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Manifest files or directories (YAML or JSON, including `kubectl get ingress -A -o yaml`
+    /// output), or `-` for standard input.
+    #[arg(required = true, value_name = "FILE|DIR|-")]
+    pub inputs: Vec<PathBuf>,
 }
 
 /// Flags that decide which Ingresses are served and how they translate; shared by `serve` and

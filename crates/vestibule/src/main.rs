@@ -1,6 +1,8 @@
 //! The `vestibule` command: the ingress controller (`serve`), a view of the routes a manifest
-//! directory translates to (`routes`), and a demo backend (`echo`).
+//! directory translates to (`routes`), the ingress-nginx migration report (`check`), and a demo
+//! backend (`echo`).
 
+mod check;
 mod cli;
 mod cluster;
 mod control;
@@ -29,6 +31,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Serve(args) => args.workers,
         Command::Echo(_) => None,
         Command::Routes(args) => return Ok(routes::run(args)),
+        Command::Check(args) => return Ok(check::run(args)),
     };
     // One worker needs no work-stealing: a single-threaded runtime skips its synchronisation.
     let mut runtime = match workers.map(NonZeroUsize::get) {
@@ -55,7 +58,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 Ok(())
             }
             // Answered above: it reads files once and needs no runtime.
-            Command::Routes(_) => Ok(()),
+            Command::Routes(_) | Command::Check(_) => Ok(()),
         }
     })?;
     Ok(ExitCode::SUCCESS)

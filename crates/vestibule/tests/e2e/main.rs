@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `vestibule` binary on loopback, real echo backends, real
 //! HTTP/1.1, HTTP/2 and WebSocket clients.
 
+mod annotations;
 mod bad_input;
 mod cluster;
 mod debug_routes;

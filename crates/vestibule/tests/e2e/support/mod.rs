@@ -432,3 +432,22 @@ pub fn ingress(name: &str, rules: &[(&str, &str, &str, &str)]) -> String {
     }
     text
 }
+
+/// `ingress` (as [`ingress`] writes it) with these annotations added.
+pub fn annotated(ingress: &str, annotations: &[(&str, &str)]) -> String {
+    let pairs: Vec<String> = annotations
+        .iter()
+        .map(|(key, value)| {
+            let value = serde_json::to_string(value).expect("a string");
+            format!("\"{key}\": {value}")
+        })
+        .collect();
+    let (head, rest) = ingress
+        .split_once("metadata: {name: ")
+        .expect("an Ingress written by ingress()");
+    let (name, tail) = rest.split_once('}').expect("metadata closes");
+    format!(
+        "{head}metadata: {{name: {name}, annotations: {{{}}}}}{tail}",
+        pairs.join(", ")
+    )
+}

@@ -1,0 +1,214 @@
+//! Ingress annotations into typed per-route settings, and a verdict on every annotation.
+//!
+//! Settings are read under `nginx.ingress.kubernetes.io/` and `vestibule.dev/`; when both carry
+//! the same name, `vestibule.dev/` wins. An invalid value is reported and that one setting is
+//! left at its default; the Ingress's other settings still apply. `*-snippet` annotations carry
+//! proxy configuration text and are always refused.
+
+mod catalog;
+mod settings;
+mod values;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use k8s_openapi::api::networking::v1::Ingress;
+use vestibule_routing::{HostMatch, RoutePolicy};
+
+use crate::rules::ingress_ref;
+use crate::warning::{Warning, WarningReason};
+use catalog::Known;
+use values::Invalid;
+
+/// The annotation prefix ingress-nginx reads.
+const NGINX_PREFIX: &str = "nginx.ingress.kubernetes.io/";
+/// Vestibule's own prefix, which takes precedence.
+const VESTIBULE_PREFIX: &str = "vestibule.dev/";
+
+/// What an Ingress's annotations ask for.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct IngressSettings {
+    /// The policy every route of the Ingress carries.
+    pub policy: Arc<RoutePolicy>,
+    /// `ssl-redirect`: whether TLS hosts redirect plain HTTP; `None` keeps the default.
+    pub ssl_redirect: Option<bool>,
+    /// `force-ssl-redirect`: redirect plain HTTP even for hosts without TLS.
+    pub force_ssl_redirect: bool,
+    /// `server-alias`: more hosts that get the same rules as each rule's host.
+    pub aliases: Vec<HostMatch>,
+}
+
+/// What Vestibule does with one annotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Read and applied.
+    Honoured,
+    /// Accepted without effect; the sentence says why that is harmless.
+    Ignored(&'static str),
+    /// Never applied: the annotation carries proxy configuration text.
+    Refused,
+    /// Read, but its value is invalid, so the setting keeps its default.
+    Invalid(String),
+    /// Known from ingress-nginx, not provided by Vestibule.
+    Unsupported(&'static str),
+    /// Under a prefix Vestibule reads, but not a setting it knows.
+    Unknown,
+}
+
+impl Verdict {
+    /// Whether the annotation does what an ingress-nginx user expects from it.
+    pub fn is_fine(&self) -> bool {
+        matches!(self, Self::Honoured | Self::Ignored(_))
+    }
+
+    /// A one-word label for reports.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Honoured => "honoured",
+            Self::Ignored(_) => "ignored",
+            Self::Refused => "refused",
+            Self::Invalid(_) => "invalid",
+            Self::Unsupported(_) => "unsupported",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Honoured => f.write_str("honoured"),
+            Self::Ignored(why) => write!(f, "ignored: {why}"),
+            Self::Refused => {
+                f.write_str("refused: Vestibule never runs annotation text as proxy configuration")
+            }
+            Self::Invalid(why) => write!(f, "invalid: {why}; the setting keeps its default"),
+            Self::Unsupported(why) => write!(f, "unsupported: {why}"),
+            Self::Unknown => {
+                f.write_str("unknown: not an annotation Vestibule or ingress-nginx reads")
+            }
+        }
+    }
+}
+
+/// The verdict on one annotation of an Ingress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnnotationVerdict {
+    /// The annotation's full key.
+    pub key: String,
+    /// What Vestibule does with it.
+    pub verdict: Verdict,
+}
+
+/// What Vestibule does with each annotation of `ingress` under the prefixes it reads, in key
+/// order; other annotations are not listed.
+pub fn review_annotations(ingress: &Ingress) -> Vec<AnnotationVerdict> {
+    read(ingress).1
+}
+
+/// The settings an Ingress's annotations ask for, with warnings for every annotation that is
+/// refused, invalid, unsupported or unknown.
+pub(crate) fn settings_of(ingress: &Ingress, warnings: &mut Vec<Warning>) -> IngressSettings {
+    let (settings, verdicts) = read(ingress);
+    let ingress = ingress_ref(ingress);
+    for AnnotationVerdict { key, verdict } in verdicts {
+        let reason = match verdict {
+            Verdict::Honoured | Verdict::Ignored(_) => continue,
+            Verdict::Refused => WarningReason::RefusedAnnotation,
+            Verdict::Invalid(_) => WarningReason::InvalidAnnotation,
+            Verdict::Unsupported(_) | Verdict::Unknown => WarningReason::UnsupportedAnnotation,
+        };
+        warnings.push(Warning::on_ingress(
+            &ingress,
+            reason,
+            format!("annotation {key} is {verdict}"),
+        ));
+    }
+    settings
+}
+
+fn read(ingress: &Ingress) -> (IngressSettings, Vec<AnnotationVerdict>) {
+    let empty = BTreeMap::new();
+    let annotations = ingress.metadata.annotations.as_ref().unwrap_or(&empty);
+    let mut reader = Reader {
+        annotations,
+        verdicts: BTreeMap::new(),
+    };
+    let settings = settings::read(&mut reader);
+    let mut verdicts = reader.verdicts;
+    for key in annotations.keys() {
+        let Some(name) = unprefixed(key) else {
+            continue;
+        };
+        verdicts.entry(key.as_str()).or_insert_with(|| {
+            if name.ends_with("-snippet") {
+                Verdict::Refused
+            } else {
+                match catalog::known(name) {
+                    Some(Known::Ignored(why)) => Verdict::Ignored(why),
+                    Some(Known::Unsupported(why)) => Verdict::Unsupported(why),
+                    None => Verdict::Unknown,
+                }
+            }
+        });
+    }
+    let verdicts = verdicts
+        .into_iter()
+        .map(|(key, verdict)| AnnotationVerdict {
+            key: key.to_owned(),
+            verdict,
+        })
+        .collect();
+    (settings, verdicts)
+}
+
+/// The setting name of an annotation key under a prefix Vestibule reads.
+fn unprefixed(key: &str) -> Option<&str> {
+    key.strip_prefix(NGINX_PREFIX)
+        .or_else(|| key.strip_prefix(VESTIBULE_PREFIX))
+}
+
+/// Reads settings by name and records a verdict for every key it reads.
+pub(crate) struct Reader<'a> {
+    annotations: &'a BTreeMap<String, String>,
+    verdicts: BTreeMap<&'a str, Verdict>,
+}
+
+impl<'a> Reader<'a> {
+    /// The value of setting `name`, from `vestibule.dev/` or else the ingress-nginx prefix.
+    fn get(&mut self, name: &str) -> Option<(&'a str, &'a str)> {
+        let ours = self
+            .annotations
+            .get_key_value(&format!("{VESTIBULE_PREFIX}{name}"));
+        let nginx = self
+            .annotations
+            .get_key_value(&format!("{NGINX_PREFIX}{name}"));
+        if let (Some(_), Some((key, _))) = (ours, nginx) {
+            self.verdicts.insert(
+                key,
+                Verdict::Ignored("the vestibule.dev/ annotation of the same name takes precedence"),
+            );
+        }
+        let (key, value) = ours.or(nginx)?;
+        self.verdicts.insert(key, Verdict::Honoured);
+        Some((key.as_str(), value.as_str()))
+    }
+
+    /// Setting `name` parsed by `parse`; an invalid value is recorded and gives `None`.
+    pub(crate) fn parse<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, Invalid>,
+    ) -> Option<T> {
+        let (key, value) = self.get(name)?;
+        match parse(value) {
+            Ok(parsed) => Some(parsed),
+            Err(why) => {
+                self.verdicts
+                    .insert(key, Verdict::Invalid(format!("value {value:?}: {why}")));
+                None
+            }
+        }
+    }
+}
