@@ -16,13 +16,12 @@ use http_body_util::BodyExt as _;
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use vestibule_routing::normalize_path;
 
 use crate::access_log::AccessRecord;
 use crate::body::UpstreamBody;
-use crate::error::{Fault, ProxyError};
+use crate::error::{Fault, ProxyError, TimeoutPhase};
 use crate::forward::{
     Origin, Scheme, X_REQUEST_ID, add_forwarding_headers, propagate_trace, requested_upgrade,
     strip_hop_by_hop,
@@ -32,6 +31,7 @@ use crate::metrics::RouteLabels;
 use crate::observe::{ObservedBody, Observers, Pending};
 use crate::plane::{DataPlane, RouteTarget};
 use crate::response::{ResponseBody, local, stamp};
+use crate::send_timeout::SendTimeoutConnector;
 use crate::tls::misdirected;
 use crate::upstream::Pick;
 
@@ -40,7 +40,7 @@ use crate::upstream::Pick;
 const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 /// The client that carries requests to backends, pooling keep-alive connections per endpoint.
-pub(crate) type UpstreamClient = Client<HttpConnector, UpstreamBody>;
+pub(crate) type UpstreamClient = Client<SendTimeoutConnector, UpstreamBody>;
 
 /// What every request on one listener shares.
 pub(crate) struct Handler {
@@ -494,6 +494,7 @@ impl Attempt {
             Self::TimedOut => ProxyError::UpstreamTimeout {
                 backend: backend.clone(),
                 endpoint: endpoint.clone(),
+                phase: TimeoutPhase::Read,
             },
         }
     }

@@ -17,6 +17,7 @@ mod metrics;
 mod observe;
 mod plane;
 mod response;
+mod send_timeout;
 mod tls;
 mod upstream;
 
@@ -28,7 +29,7 @@ pub use debug_routes::{
     BackendRef, BackendView, CertificateView, EndpointState, EndpointView, HostView, PathView,
     PortView, RouteView, RoutesView, TlsHostView, TlsView, routes_view,
 };
-pub use error::{Fault, ProxyError};
+pub use error::{Fault, ProxyError, TimeoutPhase};
 pub use listener::{Proxy, ProxySettings};
 pub use metrics::{EndpointCollector, ProxyMetrics, RouteLabels};
 pub use observe::{ObservedBody, Observers};

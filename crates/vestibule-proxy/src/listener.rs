@@ -26,6 +26,7 @@ use crate::handler::{Handler, UpstreamClient};
 use crate::metrics::{HandshakeResult, ListenerKind};
 use crate::observe::Observers;
 use crate::plane::DataPlane;
+use crate::send_timeout::SendTimeoutConnector;
 use crate::tls::SniResolver;
 
 /// How long an idle pooled upstream connection is kept.
@@ -53,6 +54,9 @@ pub struct ProxySettings {
     pub upstream_connect_timeout: Duration,
     /// How long an endpoint may take to start answering (504 past it).
     pub upstream_read_timeout: Duration,
+    /// How long a write to an endpoint may make no progress (504 past it): the time allowed
+    /// between two successive writes, as nginx's `proxy_send_timeout`.
+    pub upstream_send_timeout: Duration,
     /// The most connections one listener holds open at once; more wait to be accepted.
     pub max_connections: usize,
     /// The most concurrent streams on one HTTP/2 connection.
@@ -94,7 +98,10 @@ impl Proxy {
             tls_handshake_timeout: settings.tls_handshake_timeout,
             handler: Arc::new(Handler {
                 plane,
-                client: upstream_client(settings.upstream_connect_timeout),
+                client: upstream_client(
+                    settings.upstream_connect_timeout,
+                    settings.upstream_send_timeout,
+                ),
                 settings,
                 observers,
             }),
@@ -242,14 +249,16 @@ fn server_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
+/// The keep-alive client to endpoints. Its connections carry `send_timeout`: a per-route send
+/// timeout takes a client of its own (see [`crate::send_timeout`]).
+fn upstream_client(connect_timeout: Duration, send_timeout: Duration) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(connect_timeout));
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
-        .build(connector)
+        .build(SendTimeoutConnector::new(connector, send_timeout))
 }
 
 /// Accepts connections forever, handing each to `handle` on its own task, with at most
