@@ -11,6 +11,7 @@ mod debug_routes;
 mod error;
 mod forward;
 mod framing;
+mod h2_flood;
 mod handler;
 mod listener;
 mod metrics;

@@ -22,6 +22,7 @@ use vestibule_tls::{Certificate, crypto_provider};
 
 use crate::forward::{Origin, Scheme};
 use crate::framing::{FramingFlag, WatchedStream};
+use crate::h2_flood::FloodGuard;
 use crate::handler::{Handler, UpstreamClient};
 use crate::metrics::{HandshakeResult, ListenerKind};
 use crate::observe::Observers;
@@ -146,7 +147,7 @@ impl Proxy {
         accept_loop(listener, limit, |stream, peer| {
             let open = handler.observers.metrics.connection(ListenerKind::Http);
             let framing = FramingFlag::default();
-            let stream = WatchedStream::new(stream, framing.clone());
+            let stream = FloodGuard::new(WatchedStream::new(stream, framing.clone()), peer);
             let origin = Origin {
                 peer,
                 port,
@@ -205,7 +206,7 @@ impl Proxy {
                 };
                 let sni = stream.get_ref().1.server_name().map(Arc::from);
                 let framing = FramingFlag::default();
-                let stream = WatchedStream::new(stream, framing.clone());
+                let stream = FloodGuard::new(WatchedStream::new(stream, framing.clone()), peer);
                 let origin = Origin {
                     peer,
                     port,
