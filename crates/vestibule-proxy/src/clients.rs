@@ -1,5 +1,6 @@
-//! The upstream clients: one for the listener's settings, and one per distinct connection
-//! setting a route's policy asks for, each with its own connection pool.
+//! The upstream clients: one for the listener's settings, and one per distinct pair of
+//! connect and send timeouts that routes' policies ask for, each with its own connection pool
+//! (the timeouts are properties of the pooled connections).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -10,35 +11,42 @@ use vestibule_routing::Limits;
 use crate::handler::UpstreamClient;
 use crate::listener::upstream_client;
 
-/// Upstream clients by connect timeout.
+/// A connect timeout and a send timeout.
+type Timeouts = (Duration, Duration);
+
+/// Upstream clients by connection timeouts.
 pub(crate) struct UpstreamClients {
-    connect_timeout: Duration,
+    defaults: Timeouts,
     default: UpstreamClient,
-    by_connect_timeout: Mutex<HashMap<Duration, UpstreamClient>>,
+    by_timeouts: Mutex<HashMap<Timeouts, UpstreamClient>>,
 }
 
 impl UpstreamClients {
-    /// Clients whose default connects within `connect_timeout`.
-    pub fn new(connect_timeout: Duration) -> Self {
+    /// Clients whose default connects within `connect_timeout` and lets writes stall for at
+    /// most `send_timeout`.
+    pub fn new(connect_timeout: Duration, send_timeout: Duration) -> Self {
         Self {
-            connect_timeout,
-            default: upstream_client(connect_timeout),
-            by_connect_timeout: Mutex::default(),
+            defaults: (connect_timeout, send_timeout),
+            default: upstream_client(connect_timeout, send_timeout),
+            by_timeouts: Mutex::default(),
         }
     }
 
     /// The client for a route with these limits: the shared default one unless the route
-    /// sets its own connect timeout.
+    /// sets its own connect or send timeout.
     pub fn for_limits(&self, limits: &Limits) -> UpstreamClient {
-        match limits.connect_timeout {
-            Some(timeout) if timeout != self.connect_timeout => self
-                .by_connect_timeout
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(timeout)
-                .or_insert_with(|| upstream_client(timeout))
-                .clone(),
-            _ => self.default.clone(),
+        let timeouts = (
+            limits.connect_timeout.unwrap_or(self.defaults.0),
+            limits.send_timeout.unwrap_or(self.defaults.1),
+        );
+        if timeouts == self.defaults {
+            return self.default.clone();
         }
+        self.by_timeouts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(timeouts)
+            .or_insert_with(|| upstream_client(timeouts.0, timeouts.1))
+            .clone()
     }
 }

@@ -20,6 +20,27 @@ pub enum Fault {
     Upstream,
 }
 
+/// Which part of an exchange with an endpoint took too long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeoutPhase {
+    /// Connecting (`--proxy-connect-timeout`).
+    Connect,
+    /// Writing the request: the endpoint stopped reading (`--proxy-send-timeout`).
+    Send,
+    /// Waiting for the response head (`--proxy-read-timeout`).
+    Read,
+}
+
+impl std::fmt::Display for TimeoutPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "connecting to",
+            Self::Send => "sending the request to",
+            Self::Read => "waiting for the response of",
+        })
+    }
+}
+
 /// A request the data plane answered itself instead of with a backend's response.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -58,13 +79,15 @@ pub enum ProxyError {
     /// The request target could not be re-addressed to the endpoint.
     #[error("request target cannot be forwarded: {0}")]
     InvalidTarget(#[from] http::Error),
-    /// Connecting to the endpoint timed out.
-    #[error("timed out connecting to {endpoint} of backend {backend}")]
+    /// Connecting to the endpoint, sending it the request or waiting for its answer timed out.
+    #[error("timed out {phase} {endpoint} of backend {backend}")]
     UpstreamTimeout {
         /// The backend.
         backend: Arc<BackendId>,
         /// The endpoint tried.
         endpoint: Authority,
+        /// What took too long.
+        phase: TimeoutPhase,
     },
     /// The endpoint refused the connection or failed before answering.
     #[error("backend {backend} at {endpoint} failed: {reason}")]
@@ -85,7 +108,8 @@ impl ProxyError {
         matches!(self, Self::Ambiguous(_))
     }
 
-    /// Classifies an upstream client error.
+    /// Classifies an upstream client error. A timeout while connecting is the connect timeout;
+    /// any other is the send timeout (reads never time out below the handler).
     pub(crate) fn upstream(
         backend: &Arc<BackendId>,
         endpoint: Authority,
@@ -103,9 +127,15 @@ impl ProxyError {
                 .downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
             {
+                let phase = if error.is_connect() {
+                    TimeoutPhase::Connect
+                } else {
+                    TimeoutPhase::Send
+                };
                 return Self::UpstreamTimeout {
                     backend: backend.clone(),
                     endpoint,
+                    phase,
                 };
             }
             reason.push_str(": ");

@@ -16,14 +16,13 @@ use http_body_util::BodyExt as _;
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use vestibule_routing::{BodyLimit, RoutePolicy, normalize_path, normalize_request_host};
 
 use crate::access_log::AccessRecord;
 use crate::body::UpstreamBody;
 use crate::clients::UpstreamClients;
-use crate::error::{Fault, ProxyError};
+use crate::error::{Fault, ProxyError, TimeoutPhase};
 use crate::forward::{
     Origin, Scheme, X_REQUEST_ID, add_forwarding_headers, propagate_trace, requested_upgrade,
     strip_hop_by_hop,
@@ -34,6 +33,7 @@ use crate::observe::{ObservedBody, Observers, Pending};
 use crate::plane::{DataPlane, RouteTarget};
 use crate::policy::{self, RequestFacts, add_cors_headers};
 use crate::response::{ResponseBody, local, stamp};
+use crate::send_timeout::SendTimeoutConnector;
 use crate::tls::misdirected;
 use crate::upstream::Pick;
 
@@ -48,7 +48,7 @@ const DEFAULT_TRIES: usize = 2;
 static X_FORWARDED_PREFIX: http::HeaderName = http::HeaderName::from_static("x-forwarded-prefix");
 
 /// The client that carries requests to backends, pooling keep-alive connections per endpoint.
-pub(crate) type UpstreamClient = Client<HttpConnector, UpstreamBody>;
+pub(crate) type UpstreamClient = Client<SendTimeoutConnector, UpstreamBody>;
 
 /// What every request on one listener shares.
 pub(crate) struct Handler {
@@ -560,6 +560,7 @@ impl Attempt {
             Self::TimedOut => ProxyError::UpstreamTimeout {
                 backend: backend.clone(),
                 endpoint: endpoint.clone(),
+                phase: TimeoutPhase::Read,
             },
         }
     }

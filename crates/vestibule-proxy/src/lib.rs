@@ -12,6 +12,7 @@ mod debug_routes;
 mod error;
 mod forward;
 mod framing;
+mod h2_flood;
 mod handler;
 mod listener;
 mod metrics;
@@ -19,6 +20,7 @@ mod observe;
 mod plane;
 mod policy;
 mod response;
+mod send_timeout;
 mod tls;
 mod upstream;
 
@@ -30,7 +32,7 @@ pub use debug_routes::{
     BackendRef, BackendView, CertificateView, EndpointState, EndpointView, HostView, PathView,
     PortView, RouteView, RoutesView, TlsHostView, TlsView, routes_view,
 };
-pub use error::{Fault, ProxyError};
+pub use error::{Fault, ProxyError, TimeoutPhase};
 pub use listener::{Proxy, ProxySettings};
 pub use metrics::{EndpointCollector, ProxyMetrics, RouteLabels};
 pub use observe::{ObservedBody, Observers};

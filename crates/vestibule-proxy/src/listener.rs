@@ -23,10 +23,12 @@ use vestibule_tls::{Certificate, crypto_provider};
 use crate::clients::UpstreamClients;
 use crate::forward::{Origin, Scheme};
 use crate::framing::{FramingFlag, WatchedStream};
+use crate::h2_flood::FloodGuard;
 use crate::handler::{Handler, UpstreamClient};
 use crate::metrics::{HandshakeResult, ListenerKind};
 use crate::observe::Observers;
 use crate::plane::DataPlane;
+use crate::send_timeout::SendTimeoutConnector;
 use crate::tls::SniResolver;
 
 /// How long an idle pooled upstream connection is kept.
@@ -54,6 +56,9 @@ pub struct ProxySettings {
     pub upstream_connect_timeout: Duration,
     /// How long an endpoint may take to start answering (504 past it).
     pub upstream_read_timeout: Duration,
+    /// How long a write to an endpoint may make no progress (504 past it): the time allowed
+    /// between two successive writes, as nginx's `proxy_send_timeout`.
+    pub upstream_send_timeout: Duration,
     /// The most connections one listener holds open at once; more wait to be accepted.
     pub max_connections: usize,
     /// The most concurrent streams on one HTTP/2 connection.
@@ -95,7 +100,10 @@ impl Proxy {
             tls_handshake_timeout: settings.tls_handshake_timeout,
             handler: Arc::new(Handler {
                 plane,
-                clients: UpstreamClients::new(settings.upstream_connect_timeout),
+                clients: UpstreamClients::new(
+                    settings.upstream_connect_timeout,
+                    settings.upstream_send_timeout,
+                ),
                 settings,
                 observers,
             }),
@@ -140,7 +148,7 @@ impl Proxy {
         accept_loop(listener, limit, |stream, peer| {
             let open = handler.observers.metrics.connection(ListenerKind::Http);
             let framing = FramingFlag::default();
-            let stream = WatchedStream::new(stream, framing.clone());
+            let stream = FloodGuard::new(WatchedStream::new(stream, framing.clone()), peer);
             let origin = Origin {
                 peer,
                 port,
@@ -199,7 +207,7 @@ impl Proxy {
                 };
                 let sni = stream.get_ref().1.server_name().map(Arc::from);
                 let framing = FramingFlag::default();
-                let stream = WatchedStream::new(stream, framing.clone());
+                let stream = FloodGuard::new(WatchedStream::new(stream, framing.clone()), peer);
                 let origin = Origin {
                     peer,
                     port,
@@ -243,16 +251,17 @@ fn server_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// A client that pools keep-alive connections per endpoint and connects within
-/// `connect_timeout`.
-pub(crate) fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
+/// The keep-alive client to endpoints, connecting within `connect_timeout`; its connections
+/// carry `send_timeout`. Routes with their own timeouts get clients of their own (see
+/// [`crate::clients`]).
+pub(crate) fn upstream_client(connect_timeout: Duration, send_timeout: Duration) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(connect_timeout));
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
-        .build(connector)
+        .build(SendTimeoutConnector::new(connector, send_timeout))
 }
 
 /// Accepts connections forever, handing each to `handle` on its own task, with at most

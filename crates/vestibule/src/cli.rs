@@ -179,6 +179,10 @@ pub struct ServeArgs {
     /// How long a backend endpoint may take to start answering (504 past it).
     #[arg(long, env = "VESTIBULE_PROXY_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub proxy_read_timeout: Duration,
+    /// How long a write of the request to a backend endpoint may make no progress, i.e. the
+    /// time allowed between two successive writes (504 past it).
+    #[arg(long, env = "VESTIBULE_PROXY_SEND_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub proxy_send_timeout: Duration,
     /// The most connections each traffic listener holds open at once.
     #[arg(long, env = "VESTIBULE_MAX_CONNECTIONS", default_value_t = 16_384)]
     pub max_connections: usize,
@@ -301,6 +305,7 @@ mod tests {
         assert_eq!(args.election_id, "vestibule-leader");
         assert_eq!(args.proxy_body_size, 1 << 20);
         assert_eq!(args.proxy_read_timeout, Duration::from_secs(60));
+        assert_eq!(args.proxy_send_timeout, Duration::from_secs(60));
         assert_eq!(
             args.translation.controller_class,
             "vestibule.dev/ingress-controller"

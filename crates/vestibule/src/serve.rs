@@ -192,6 +192,7 @@ fn build_proxy(
         max_body_bytes: (args.proxy_body_size > 0).then_some(args.proxy_body_size),
         upstream_connect_timeout: args.proxy_connect_timeout,
         upstream_read_timeout: args.proxy_read_timeout,
+        upstream_send_timeout: args.proxy_send_timeout,
         max_connections: args.max_connections,
         http2_max_concurrent_streams: args.http2_max_concurrent_streams,
     };

@@ -134,6 +134,98 @@ async fn a_silent_backend_times_out_with_504() {
     assert_eq!(answer.status, 504);
 }
 
+/// A backend that reads each request head and then nothing more, with a small receive buffer
+/// so that a body fills it quickly.
+async fn backend_that_stops_reading() -> SocketAddr {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let listener = socket.listen(16).expect("listen");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                std::future::pending::<()>().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_stops_reading_the_request_gets_504() {
+    const BODY: usize = 32 * 1024 * 1024;
+    let stuck = backend_that_stops_reading().await;
+    let web = echo_backend("web").await;
+    let manifests = Manifests::new();
+    manifests.write(
+        "svc.yaml",
+        &[service("stuck", &[stuck]), service("web", &[web])].join("\n---\n"),
+    );
+    manifests.write(
+        "ing.yaml",
+        &ingress(
+            "both",
+            &[
+                ("stuck.example", "/", "Prefix", "stuck"),
+                ("web.example", "/", "Prefix", "web"),
+            ],
+        ),
+    );
+    let vestibule = Vestibule::start(
+        manifests.path(),
+        &["--proxy-send-timeout", "1s", "--proxy-body-size", "64m"],
+    );
+    vestibule.wait_ready().await;
+
+    let stream = tokio::net::TcpStream::connect(vestibule.http)
+        .await
+        .expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let upload = tokio::spawn(async move {
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nHost: stuck.example\r\nContent-Length: {BODY}\r\n\r\n"
+        );
+        writer.write_all(head.as_bytes()).await?;
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..BODY / chunk.len() {
+            writer.write_all(&chunk).await?;
+        }
+        Ok::<_, std::io::Error>(writer)
+    });
+    let mut reply = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !reply.windows(4).any(|window| window == b"\r\n\r\n") {
+        let read = tokio::time::timeout(Duration::from_secs(30), reader.read(&mut buffer))
+            .await
+            .expect("an answer well before the read timeout")
+            .expect("read");
+        assert_ne!(read, 0, "closed without an answer");
+        reply.extend_from_slice(&buffer[..read]);
+    }
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 504"), "{reply}");
+    vestibule
+        .wait_for_log("timed out sending the request to")
+        .await;
+    upload.abort();
+
+    let answer = get_via(vestibule.http, "web.example", "/")
+        .await
+        .expect("answer");
+    assert_eq!(answer.status, 200, "other requests are still served");
+}
+
 #[tokio::test]
 async fn dot_segments_cannot_slip_onto_another_backend() {
     let public = echo_backend("public").await;
