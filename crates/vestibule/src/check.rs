@@ -41,12 +41,11 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         }
         for verdict in verdicts {
             *counts.entry(verdict.verdict.label()).or_default() += 1;
-            println!(
-                "  {:<12} {}: {}",
-                verdict.verdict.label(),
-                verdict.key,
-                verdict.verdict
-            );
+            let label = verdict.verdict.label();
+            match verdict.verdict.reason() {
+                Some(reason) => println!("  {label:<12} {}: {reason}", verdict.key),
+                None => println!("  {label:<12} {}", verdict.key),
+            }
         }
     }
     let summary: Vec<String> = counts
@@ -54,8 +53,11 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         .map(|(label, count)| format!("{count} {label}"))
         .collect();
     println!(
-        "{} Ingresses checked; annotations: {}",
-        ingresses.len(),
+        "{} checked; annotations: {}",
+        match ingresses.len() {
+            1 => "1 Ingress".to_owned(),
+            count => format!("{count} Ingresses"),
+        },
         if summary.is_empty() {
             "none".to_owned()
         } else {

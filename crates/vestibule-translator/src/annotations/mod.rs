@@ -75,19 +75,27 @@ impl Verdict {
     }
 }
 
+impl Verdict {
+    /// Why the annotation got this verdict; `None` for an honoured one.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Self::Honoured => None,
+            Self::Ignored(why) | Self::Unsupported(why) => Some((*why).to_owned()),
+            Self::Refused => {
+                Some("Vestibule never runs annotation text as proxy configuration".to_owned())
+            }
+            Self::Invalid(why) => Some(format!("{why}; the setting keeps its default")),
+            Self::Unknown => Some("not an annotation Vestibule or ingress-nginx reads".to_owned()),
+        }
+    }
+}
+
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Honoured => f.write_str("honoured"),
-            Self::Ignored(why) => write!(f, "ignored: {why}"),
-            Self::Refused => {
-                f.write_str("refused: Vestibule never runs annotation text as proxy configuration")
-            }
-            Self::Invalid(why) => write!(f, "invalid: {why}; the setting keeps its default"),
-            Self::Unsupported(why) => write!(f, "unsupported: {why}"),
-            Self::Unknown => {
-                f.write_str("unknown: not an annotation Vestibule or ingress-nginx reads")
-            }
+        f.write_str(self.label())?;
+        match self.reason() {
+            Some(reason) => write!(f, ": {reason}"),
+            None => Ok(()),
         }
     }
 }

@@ -1,0 +1,108 @@
+//! Annotation values through the translator: each input line `NAME=VALUE` becomes an
+//! annotation on one Ingress (under `nginx.ingress.kubernetes.io/`, or `vestibule.dev/` when the
+//! name starts with `v:`). The Ingress is translated and reviewed, and the resulting policy is
+//! exercised the way the data plane uses it, with request values taken from the input.
+
+#![no_main]
+
+use std::collections::BTreeMap;
+
+use libfuzzer_sys::fuzz_target;
+use vestibule_resources::k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, ServiceBackendPort,
+};
+use vestibule_resources::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use vestibule_resources::{Object, Snapshot};
+use vestibule_routing::{RequestValue, RoutePolicy};
+use vestibule_translator::{Options, review_annotations, translate};
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let mut annotations = BTreeMap::new();
+    for line in text.lines() {
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = match name.strip_prefix("v:") {
+            Some(name) => format!("vestibule.dev/{name}"),
+            None => format!("nginx.ingress.kubernetes.io/{name}"),
+        };
+        annotations.insert(key, value.to_owned());
+    }
+    let ingress = ingress(annotations.clone());
+    let verdicts = review_annotations(&ingress);
+    assert_eq!(
+        verdicts.len(),
+        annotations.len(),
+        "every annotation under our prefixes gets exactly one verdict"
+    );
+    for verdict in &verdicts {
+        assert!(annotations.contains_key(&verdict.key));
+        let _ = verdict.verdict.to_string();
+    }
+    let (snapshot, _) = Snapshot::from_objects(vec![Object::Ingress(ingress)]);
+    let translation = translate(&snapshot, &Options::default());
+    let probe = text.lines().last().unwrap_or_default();
+    for vhost in translation.routes.virtual_hosts() {
+        for rule in vhost.rules() {
+            exercise(&rule.target.policy, probe);
+        }
+    }
+});
+
+/// Uses the policy as the data plane would, with `probe` as every request value.
+fn exercise(policy: &RoutePolicy, probe: &str) {
+    if let Some(redirect) = &policy.redirect {
+        assert!((300..=308).contains(&redirect.status));
+        let _ = redirect.location.render(|value: RequestValue| format!("{probe}{}", value.name()));
+    }
+    if let Some(root) = &policy.app_root {
+        assert!(root.starts_with('/'));
+    }
+    if let Some(source) = &policy.source {
+        if let Ok(addr) = probe.parse() {
+            let _ = source.permits(addr);
+        }
+    }
+    if let Some(cors) = &policy.cors {
+        let _ = cors.allowed_origin(Some(probe));
+        let _ = cors.allowed_origin(None);
+    }
+}
+
+fn ingress(annotations: BTreeMap<String, String>) -> Ingress {
+    let backend = IngressBackend {
+        service: Some(IngressServiceBackend {
+            name: "web".to_owned(),
+            port: Some(ServiceBackendPort {
+                number: Some(80),
+                ..ServiceBackendPort::default()
+            }),
+        }),
+        ..IngressBackend::default()
+    };
+    Ingress {
+        metadata: ObjectMeta {
+            name: Some("fuzzed".to_owned()),
+            namespace: Some("default".to_owned()),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        },
+        spec: Some(IngressSpec {
+            ingress_class_name: Some("vestibule".to_owned()),
+            rules: Some(vec![IngressRule {
+                host: Some("fuzz.example".to_owned()),
+                http: Some(HTTPIngressRuleValue {
+                    paths: vec![HTTPIngressPath {
+                        path: Some("/".to_owned()),
+                        path_type: "Prefix".to_owned(),
+                        backend,
+                    }],
+                }),
+            }]),
+            ..IngressSpec::default()
+        }),
+        ..Ingress::default()
+    }
+}
