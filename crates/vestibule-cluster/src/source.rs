@@ -21,8 +21,12 @@ use vestibule_resources::Snapshot;
 use crate::error::ClusterError;
 use crate::slices::{SliceStore, SliceVersion};
 
-/// Only TLS Secrets are read, so a large cluster's other Secrets cost no memory.
+/// TLS Secrets hold certificates. Only they and Opaque Secrets (which hold `auth-secret`
+/// credentials) are read, so a large cluster's other Secrets (Helm releases, service account
+/// tokens, image pull credentials) cost no memory.
 const TLS_SECRETS: &str = "type=kubernetes.io/tls";
+/// Opaque Secrets, for `auth-secret`.
+const OPAQUE_SECRETS: &str = "type=Opaque";
 
 /// The stores of every kind Vestibule reads.
 struct Stores {
@@ -32,6 +36,7 @@ struct Stores {
     slices: SliceStore,
     endpoints: Store<Endpoints>,
     secrets: Store<Secret>,
+    opaque_secrets: Store<Secret>,
 }
 
 impl Stores {
@@ -47,6 +52,7 @@ impl Stores {
             && self.services.wait_until_ready().await.is_ok()
             && self.endpoints.wait_until_ready().await.is_ok()
             && self.secrets.wait_until_ready().await.is_ok()
+            && self.opaque_secrets.wait_until_ready().await.is_ok()
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -56,13 +62,14 @@ impl Stores {
             services: self.services.state(),
             endpoint_slices: self.slices.slices(),
             endpoints: self.endpoints.state(),
-            secrets: self.secrets.state(),
+            secrets: [self.secrets.state(), self.opaque_secrets.state()].concat(),
         }
     }
 }
 
 /// Watches Ingresses, IngressClasses, Services, EndpointSlices (v1, or v1beta1 where that is
-/// all the server has), Endpoints and TLS Secrets, in `namespace` or in all namespaces.
+/// all the server has), Endpoints and TLS and Opaque Secrets, in `namespace` or in all
+/// namespaces.
 ///
 /// The first snapshot is sent only after every reflector has completed its first list, so a
 /// partial configuration is never published. After that a snapshot follows each burst of
@@ -99,6 +106,7 @@ pub async fn watch(
         slices,
         endpoints: reflect(scope.api(), all(), &changed, ()),
         secrets: reflect(scope.api(), all().fields(TLS_SECRETS), &changed, ()),
+        opaque_secrets: reflect(scope.api(), all().fields(OPAQUE_SECRETS), &changed, ()),
     };
     let (sender, receiver) = mpsc::channel(1);
     tokio::spawn(async move {

@@ -64,6 +64,15 @@ pub enum ProxyError {
         /// The server name of the TLS connection.
         sni: String,
     },
+    /// The route asks for basic authentication and the request did not pass it.
+    #[error("authentication required")]
+    Unauthorized {
+        /// The realm to name in the challenge.
+        realm: String,
+    },
+    /// The route's configuration cannot be served safely (e.g. its authentication is broken).
+    #[error("the route is refused: {0}")]
+    RouteDenied(String),
     /// The route's source ranges do not admit the client's address.
     #[error("the client address is not allowed on this route")]
     Forbidden,
@@ -106,6 +115,16 @@ impl ProxyError {
     /// on the connection that can no longer be framed.
     pub fn closes_connection(&self) -> bool {
         matches!(self, Self::Ambiguous(_))
+    }
+
+    /// The `WWW-Authenticate` challenge to answer with, for [`ProxyError::Unauthorized`].
+    pub fn challenge(&self) -> Option<http::HeaderValue> {
+        match self {
+            Self::Unauthorized { realm } => {
+                http::HeaderValue::try_from(format!("Basic realm=\"{realm}\"")).ok()
+            }
+            _ => None,
+        }
     }
 
     /// Classifies an upstream client error. A timeout while connecting is the connect timeout;
@@ -158,9 +177,10 @@ impl ProxyError {
             | Self::BodyTooLarge(_)
             | Self::Misdirected { .. }
             | Self::Forbidden
+            | Self::Unauthorized { .. }
             | Self::NoRoute
             | Self::InvalidTarget(_) => Fault::Client,
-            Self::NoReadyEndpoint { .. } => Fault::Configuration,
+            Self::NoReadyEndpoint { .. } | Self::RouteDenied(_) => Fault::Configuration,
             Self::UpstreamTimeout { .. } | Self::UpstreamFailed { .. } => Fault::Upstream,
         }
     }
@@ -175,6 +195,8 @@ impl ProxyError {
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Misdirected { .. } => StatusCode::MISDIRECTED_REQUEST,
             Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::RouteDenied(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::NoReadyEndpoint { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,

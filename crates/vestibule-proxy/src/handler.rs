@@ -20,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use vestibule_routing::{BodyLimit, RoutePolicy, normalize_path, normalize_request_host};
 
 use crate::access_log::AccessRecord;
+use crate::basic_auth::Authenticator;
 use crate::body::UpstreamBody;
 use crate::clients::UpstreamClients;
 use crate::error::{Fault, ProxyError, TimeoutPhase};
@@ -54,6 +55,7 @@ pub(crate) type UpstreamClient = Client<SendTimeoutConnector, UpstreamBody>;
 pub(crate) struct Handler {
     pub plane: Arc<DataPlane>,
     pub clients: UpstreamClients,
+    pub authenticator: Authenticator,
     pub settings: ProxySettings,
     pub observers: Observers,
 }
@@ -159,6 +161,11 @@ impl Handler {
                     }
                 }
                 let mut response = local(error.status());
+                if let Some(challenge) = error.challenge() {
+                    response
+                        .headers_mut()
+                        .insert(http::header::WWW_AUTHENTICATE, challenge);
+                }
                 if error.closes_connection() {
                     response
                         .headers_mut()
@@ -197,6 +204,9 @@ impl Handler {
         .ok_or(ProxyError::NoRoute)?;
         exchange.route = Some(target.labels.clone());
         let policy = &target.route.policy;
+        if let Some(denied) = &policy.denied {
+            return Err(ProxyError::RouteDenied(denied.clone()));
+        }
         let facts = RequestFacts {
             scheme: origin.scheme,
             host: &normalize_request_host(host_text),
@@ -228,6 +238,13 @@ impl Handler {
         }
         if let Some(response) = policy::preflight(policy, request.method(), request.headers()) {
             return Ok(response);
+        }
+        if let Some(auth) = &policy.basic_auth
+            && !self.authenticator.admits(auth, request.headers()).await
+        {
+            return Err(ProxyError::Unauthorized {
+                realm: auth.realm.clone(),
+            });
         }
         let max_body_bytes = policy
             .limits

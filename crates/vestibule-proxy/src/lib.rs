@@ -6,6 +6,7 @@
 mod access_log;
 mod admin;
 mod balancer;
+mod basic_auth;
 mod body;
 mod clients;
 mod debug_routes;

@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use vestibule_tls::{Certificate, crypto_provider};
 
+use crate::basic_auth::Authenticator;
 use crate::clients::UpstreamClients;
 use crate::forward::{Origin, Scheme};
 use crate::framing::{FramingFlag, WatchedStream};
@@ -104,6 +105,7 @@ impl Proxy {
                     settings.upstream_connect_timeout,
                     settings.upstream_send_timeout,
                 ),
+                authenticator: Authenticator::default(),
                 settings,
                 observers,
             }),

@@ -4,7 +4,10 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use vestibule_htpasswd::Credentials;
 
 /// What an Ingress's annotations change about how its routes are served. The default changes
 /// nothing: the listener's settings apply.
@@ -20,12 +23,26 @@ pub struct RoutePolicy {
     pub source: Option<SourceFilter>,
     /// Cross-origin resource sharing answered at the edge (`enable-cors`).
     pub cors: Option<Cors>,
+    /// Users must log in with HTTP basic authentication (`auth-type: basic`).
+    pub basic_auth: Option<BasicAuth>,
+    /// The route is configured in a way that cannot be served safely (such as authentication
+    /// whose Secret is missing): every request is refused with 503, and this says why.
+    pub denied: Option<String>,
     /// Limits and timeouts that replace the listener's defaults.
     pub limits: Limits,
     /// The `Host` sent to the backend instead of the client's (`upstream-vhost`).
     pub upstream_host: Option<String>,
     /// The `X-Forwarded-Prefix` sent to the backend (`x-forwarded-prefix`).
     pub forwarded_prefix: Option<String>,
+}
+
+/// HTTP basic authentication for a route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BasicAuth {
+    /// The realm named in `WWW-Authenticate` (`auth-realm`).
+    pub realm: String,
+    /// Who may log in (`auth-secret`).
+    pub credentials: Arc<Credentials>,
 }
 
 /// Overrides of the listener's limits and timeouts; `None` keeps the listener's value.

@@ -77,7 +77,8 @@ pub fn translate(snapshot: &Snapshot, options: &Options) -> Translation {
         options.default_certificate.as_ref(),
         &mut warnings,
     );
-    let (routes, referenced) = rules::build_table(&ingresses, &tls, options, &mut warnings);
+    let (routes, referenced) =
+        rules::build_table(snapshot, &ingresses, &tls, options, &mut warnings);
     let backends = backends::resolve(snapshot, &referenced, &mut warnings);
     Translation {
         routes,

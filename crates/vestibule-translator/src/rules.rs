@@ -9,6 +9,8 @@ use vestibule_routing::{
     ServicePortRef,
 };
 
+use vestibule_resources::Snapshot;
+
 use crate::Options;
 use crate::annotations::{IngressSettings, settings_of};
 use crate::tls::Tls;
@@ -28,6 +30,7 @@ pub(crate) fn ingress_ref(ingress: &Ingress) -> IngressRef {
 /// Adds the rules of `ingresses`, in the order given, to a new table; the first Ingress to
 /// claim a host, path and path type keeps it.
 pub(crate) fn build_table(
+    snapshot: &Snapshot,
     ingresses: &[Arc<Ingress>],
     tls: &Tls,
     options: &Options,
@@ -36,7 +39,7 @@ pub(crate) fn build_table(
     let mut builder = RouteTableBuilder::default();
     let mut references = References::new();
     for ingress in ingresses {
-        let settings = settings_of(ingress, warnings);
+        let settings = settings_of(ingress, snapshot, warnings);
         let mut adder = IngressRules {
             ingress: ingress_ref(ingress),
             settings,

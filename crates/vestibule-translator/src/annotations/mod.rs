@@ -5,6 +5,7 @@
 //! left at its default; the Ingress's other settings still apply. `*-snippet` annotations carry
 //! proxy configuration text and are always refused.
 
+mod auth;
 mod catalog;
 mod settings;
 mod values;
@@ -14,6 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::Ingress;
+use vestibule_resources::Snapshot;
 use vestibule_routing::{HostMatch, RoutePolicy};
 
 use crate::rules::ingress_ref;
@@ -112,13 +114,22 @@ pub struct AnnotationVerdict {
 /// What Vestibule does with each annotation of `ingress` under the prefixes it reads, in key
 /// order; other annotations are not listed.
 pub fn review_annotations(ingress: &Ingress) -> Vec<AnnotationVerdict> {
-    read(ingress).1
+    read(ingress, &Snapshot::default()).verdicts
 }
 
 /// The settings an Ingress's annotations ask for, with warnings for every annotation that is
 /// refused, invalid, unsupported or unknown.
-pub(crate) fn settings_of(ingress: &Ingress, warnings: &mut Vec<Warning>) -> IngressSettings {
-    let (settings, verdicts) = read(ingress);
+/// Secrets the settings refer to are looked up in `snapshot`.
+pub(crate) fn settings_of(
+    ingress: &Ingress,
+    snapshot: &Snapshot,
+    warnings: &mut Vec<Warning>,
+) -> IngressSettings {
+    let Read {
+        settings,
+        verdicts,
+        problems,
+    } = read(ingress, snapshot);
     let ingress = ingress_ref(ingress);
     for AnnotationVerdict { key, verdict } in verdicts {
         let reason = match verdict {
@@ -133,17 +144,37 @@ pub(crate) fn settings_of(ingress: &Ingress, warnings: &mut Vec<Warning>) -> Ing
             format!("annotation {key} is {verdict}"),
         ));
     }
+    for (reason, message) in problems {
+        warnings.push(Warning::on_ingress(&ingress, reason, message));
+    }
+    if let Some(denied) = &settings.policy.denied {
+        warnings.push(Warning::on_ingress(
+            &ingress,
+            WarningReason::InvalidAnnotation,
+            format!("its routes answer 503: {denied}"),
+        ));
+    }
     settings
 }
 
-fn read(ingress: &Ingress) -> (IngressSettings, Vec<AnnotationVerdict>) {
+/// Everything reading one Ingress's annotations produced.
+struct Read {
+    settings: IngressSettings,
+    verdicts: Vec<AnnotationVerdict>,
+    problems: Vec<(WarningReason, String)>,
+}
+
+fn read(ingress: &Ingress, snapshot: &Snapshot) -> Read {
     let empty = BTreeMap::new();
     let annotations = ingress.metadata.annotations.as_ref().unwrap_or(&empty);
     let mut reader = Reader {
         annotations,
         verdicts: BTreeMap::new(),
+        problems: Vec::new(),
     };
-    let settings = settings::read(&mut reader);
+    let namespace = ingress.metadata.namespace.as_deref().unwrap_or_default();
+    let settings = settings::read(&mut reader, snapshot, namespace);
+    let problems = reader.problems;
     let mut verdicts = reader.verdicts;
     for key in annotations.keys() {
         let Some(name) = unprefixed(key) else {
@@ -168,7 +199,11 @@ fn read(ingress: &Ingress) -> (IngressSettings, Vec<AnnotationVerdict>) {
             verdict,
         })
         .collect();
-    (settings, verdicts)
+    Read {
+        settings,
+        verdicts,
+        problems,
+    }
 }
 
 /// The setting name of an annotation key under a prefix Vestibule reads.
@@ -181,6 +216,7 @@ fn unprefixed(key: &str) -> Option<&str> {
 pub(crate) struct Reader<'a> {
     annotations: &'a BTreeMap<String, String>,
     verdicts: BTreeMap<&'a str, Verdict>,
+    problems: Vec<(WarningReason, String)>,
 }
 
 impl<'a> Reader<'a> {
@@ -201,6 +237,18 @@ impl<'a> Reader<'a> {
         let (key, value) = ours.or(nginx)?;
         self.verdicts.insert(key, Verdict::Honoured);
         Some((key.as_str(), value.as_str()))
+    }
+
+    /// Whether setting `name` is set at all, valid or not.
+    fn has(&self, name: &str) -> bool {
+        [VESTIBULE_PREFIX, NGINX_PREFIX]
+            .iter()
+            .any(|prefix| self.annotations.contains_key(&format!("{prefix}{name}")))
+    }
+
+    /// Reports a problem found while applying a setting, beyond its own value.
+    fn problem(&mut self, reason: WarningReason, message: String) {
+        self.problems.push((reason, message));
     }
 
     /// Setting `name` parsed by `parse`; an invalid value is recorded and gives `None`.

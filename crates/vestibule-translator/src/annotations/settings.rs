@@ -4,12 +4,25 @@ use std::sync::Arc;
 
 use vestibule_routing::{Cors, Limits, Redirect, RoutePolicy, SourceFilter};
 
-use super::values;
+use vestibule_resources::Snapshot;
+
 use super::{IngressSettings, Reader};
+use super::{auth, values};
 
 /// Reads every honoured setting from an Ingress's annotations.
-pub(super) fn read(reader: &mut Reader<'_>) -> IngressSettings {
+pub(super) fn read(
+    reader: &mut Reader<'_>,
+    snapshot: &Snapshot,
+    namespace: &str,
+) -> IngressSettings {
+    let (basic_auth, denied) = match auth::read(reader, snapshot, namespace) {
+        auth::Outcome::None => (None, None),
+        auth::Outcome::Basic(basic) => (Some(basic), None),
+        auth::Outcome::Denied(why) => (None, Some(why)),
+    };
     let policy = RoutePolicy {
+        basic_auth,
+        denied,
         redirect: redirect(reader),
         app_root: reader.parse("app-root", values::path),
         source: source_filter(reader),

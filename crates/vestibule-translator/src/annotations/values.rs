@@ -186,6 +186,40 @@ pub(crate) fn hosts(text: &str) -> Result<Vec<HostMatch>, Invalid> {
         .collect()
 }
 
+/// A Secret name, optionally as `namespace/name`: the namespace (if given) and the name.
+pub(crate) fn object_name(text: &str) -> Result<(Option<String>, String), Invalid> {
+    let text = text.trim();
+    let (namespace, name) = match text.split_once('/') {
+        Some((namespace, name)) => (Some(namespace), name),
+        None => (None, text),
+    };
+    let valid = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 253
+            && part
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
+    };
+    if valid(name) && namespace.is_none_or(valid) {
+        Ok((namespace.map(str::to_owned), name.to_owned()))
+    } else {
+        Err("expected a Secret name, or namespace/name".to_owned())
+    }
+}
+
+/// Printable ASCII text without quotes or backslashes, such as a realm.
+pub(crate) fn quoted_text(text: &str) -> Result<String, Invalid> {
+    let valid = text.len() <= 256
+        && text
+            .chars()
+            .all(|c| (c == ' ' || c.is_ascii_graphic()) && !matches!(c, '"' | '\\'));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("expected printable text without quotes or backslashes".to_owned())
+    }
+}
+
 /// A comma-separated list of HTTP tokens (methods or header names), returned joined by `, `.
 pub(crate) fn tokens(text: &str) -> Result<String, Invalid> {
     let items: Vec<&str> = text

@@ -448,3 +448,157 @@ async fn snippets_and_unsupported_annotations_are_reported_and_the_rest_applies(
         .wait_for_log("proxy-read-timeout is invalid")
         .await;
 }
+
+/// A Secret named `name` with `data` (key, text) pairs.
+fn opaque_secret(name: &str, data: &[(&str, &str)]) -> String {
+    use base64::Engine as _;
+    let data: Vec<String> = data
+        .iter()
+        .map(|(key, text)| {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+            format!("  {key}: {encoded}\n")
+        })
+        .collect();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\ntype: Opaque\ndata:\n{}",
+        data.concat()
+    )
+}
+
+#[tokio::test]
+async fn basic_auth_checks_htpasswd_credentials() {
+    use base64::Engine as _;
+    let backend = echo_backend("web").await;
+    let manifests = Manifests::new();
+    manifests.write("svc.yaml", &service("web", &[backend]));
+    let htpasswd = "alice:$2y$05$F8v33s3F9xwI36YoExsWXOSTu5WXxYxL4L/xApQQ1//QpZdFDGnmO\nbob:{SHA}9SMYoF5RilWWASry7TjeaKwmpGg=\ncarol:$apr1$s4Lee7dk$t/SSvzId5wxWP9d9ne7Mp.\n";
+    manifests.write(
+        "file.yaml",
+        &opaque_secret("team-file", &[("auth", htpasswd)]),
+    );
+    manifests.write(
+        "map.yaml",
+        &opaque_secret("team-map", &[("bob", "{SHA}9SMYoF5RilWWASry7TjeaKwmpGg=")]),
+    );
+    let protected = |name: &str, host: &str, annotations: &[(&str, &str)]| {
+        let annotations: Vec<(String, &str)> = annotations
+            .iter()
+            .map(|(key, value)| (format!("{NGINX}{key}"), *value))
+            .collect();
+        let annotations: Vec<(&str, &str)> = annotations
+            .iter()
+            .map(|(key, value)| (key.as_str(), *value))
+            .collect();
+        annotated(
+            &ingress(name, &[(host, "/", "Prefix", "web")]),
+            &annotations,
+        )
+    };
+    manifests.write(
+        "file-ing.yaml",
+        &protected(
+            "file",
+            "file.example",
+            &[
+                ("auth-type", "basic"),
+                ("auth-secret", "team-file"),
+                ("auth-realm", "Team only"),
+            ],
+        ),
+    );
+    manifests.write(
+        "map-ing.yaml",
+        &protected(
+            "map",
+            "map.example",
+            &[
+                ("auth-type", "basic"),
+                ("auth-secret", "default/team-map"),
+                ("auth-secret-type", "auth-map"),
+            ],
+        ),
+    );
+    manifests.write(
+        "missing-ing.yaml",
+        &protected(
+            "missing",
+            "missing.example",
+            &[("auth-type", "basic"), ("auth-secret", "no-such-secret")],
+        ),
+    );
+    manifests.write(
+        "foreign-ing.yaml",
+        &protected(
+            "foreign",
+            "foreign.example",
+            &[
+                ("auth-type", "basic"),
+                ("auth-secret", "kube-system/team-file"),
+            ],
+        ),
+    );
+    let vestibule = Vestibule::start(manifests.path(), &[]);
+    vestibule.wait_ready().await;
+    let client = http1_client();
+    let login = |host: &str, credentials: Option<&str>| {
+        let mut request =
+            http::Request::get(format!("http://{}/", vestibule.http)).header("host", host);
+        if let Some(credentials) = credentials {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+            request = request.header("authorization", format!("Basic {encoded}"));
+        }
+        request.body(Full::default()).expect("request")
+    };
+    let anonymous = send(&client, login("file.example", None))
+        .await
+        .expect("answer");
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(
+        anonymous.headers["www-authenticate"],
+        "Basic realm=\"Team only\""
+    );
+    assert_eq!(anonymous.backend(), "");
+    for good in ["alice:wonderland", "bob:builder", "carol:pa:ss"] {
+        let answer = send(&client, login("file.example", Some(good)))
+            .await
+            .expect("answer");
+        assert_eq!(
+            (answer.status, answer.backend().as_str()),
+            (200, "web"),
+            "{good}"
+        );
+    }
+    for bad in ["alice:wonderlan", "mallory:builder", "bob"] {
+        let answer = send(&client, login("file.example", Some(bad)))
+            .await
+            .expect("answer");
+        assert_eq!(answer.status, 401, "{bad}");
+    }
+    let map = send(&client, login("map.example", Some("bob:builder")))
+        .await
+        .expect("answer");
+    assert_eq!(map.backend(), "web");
+    let map_default_realm = send(&client, login("map.example", None))
+        .await
+        .expect("answer");
+    assert_eq!(
+        map_default_realm.headers["www-authenticate"],
+        "Basic realm=\"Authentication Required\""
+    );
+    for host in ["missing.example", "foreign.example"] {
+        let answer = send(&client, login(host, Some("bob:builder")))
+            .await
+            .expect("answer");
+        assert_eq!(
+            (answer.status, answer.backend().as_str()),
+            (503, ""),
+            "{host}"
+        );
+    }
+    vestibule
+        .wait_for_log("auth-secret default/no-such-secret does not exist")
+        .await;
+    vestibule
+        .wait_for_log("kube-system/team-file is in another namespace")
+        .await;
+}
