@@ -20,10 +20,11 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use vestibule_tls::{Certificate, crypto_provider};
 
+use crate::connector::CountingConnector;
 use crate::forward::{Origin, Scheme};
 use crate::framing::{FramingFlag, WatchedStream};
 use crate::handler::{Handler, UpstreamClient};
-use crate::metrics::{HandshakeResult, ListenerKind};
+use crate::metrics::{HandshakeResult, ListenerKind, ProxyMetrics};
 use crate::observe::Observers;
 use crate::plane::DataPlane;
 use crate::tls::SniResolver;
@@ -94,7 +95,10 @@ impl Proxy {
             tls_handshake_timeout: settings.tls_handshake_timeout,
             handler: Arc::new(Handler {
                 plane,
-                client: upstream_client(settings.upstream_connect_timeout),
+                client: upstream_client(
+                    settings.upstream_connect_timeout,
+                    observers.metrics.clone(),
+                ),
                 settings,
                 observers,
             }),
@@ -242,14 +246,14 @@ fn server_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
+fn upstream_client(connect_timeout: Duration, metrics: Arc<ProxyMetrics>) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(connect_timeout));
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
-        .build(connector)
+        .build(CountingConnector::new(connector, metrics))
 }
 
 /// Accepts connections forever, handing each to `handle` on its own task, with at most
