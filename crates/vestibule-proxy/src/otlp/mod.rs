@@ -189,3 +189,31 @@ impl FailureLog {
         self.lost = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_failed_exports_are_counted() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port");
+        let mut registry = Registry::with_prefix("vestibule");
+        let exporter =
+            OtlpExporter::start(&format!("http://{closed}"), &mut registry).expect("started");
+        for _ in 0..=QUEUE {
+            exporter.record(ServerSpan::example());
+        }
+        assert!(exporter.flush(Duration::from_secs(30)).await, "flushed");
+        let mut text = String::new();
+        encode(&mut text, &registry).expect("encoded");
+        for expected in [
+            r#"vestibule_otlp_spans_total{result="dropped"} 1"#,
+            &format!(r#"vestibule_otlp_spans_total{{result="failed"}} {QUEUE}"#),
+        ] {
+            assert!(text.contains(expected), "{expected} missing from:\n{text}");
+        }
+    }
+}

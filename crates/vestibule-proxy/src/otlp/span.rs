@@ -232,6 +232,13 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    impl ServerSpan {
+        /// A span for tests.
+        pub(crate) fn example() -> Self {
+            span(200, Method::GET, None)
+        }
+    }
+
     fn span(status: u16, method: Method, parent_id: Option<u64>) -> ServerSpan {
         ServerSpan {
             trace: TraceContext {
