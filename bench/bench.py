@@ -20,7 +20,7 @@ import report  # noqa: E402
 import scale  # noqa: E402
 import tools  # noqa: E402
 from procs import OtherCpu, Procs, cpu_seconds, wait_until_quiet  # noqa: E402
-from setup import PLAIN_HOST, TLS_HOST, Setup  # noqa: E402
+from setup import OBSERVE_VARIANTS, PLAIN_HOST, TLS_HOST, Setup  # noqa: E402
 
 CONFIG = os.path.join(BENCH, "config")
 CONNECTIONS = 64  # every load keeps 64 requests in flight
@@ -104,7 +104,12 @@ LOADS = {
                 [RPS, MEAN, CPU], h2(tls=False)),
     "h2-tls": Load(f"HTTP/2 over TLS 1.3, {H2_CONNECTIONS} connections x {H2_STREAMS} streams (h2load)", PROXIES,
                    [RPS, MEAN, CPU], h2(tls=True)),
+    "observe": Load("HTTP/1.1 keep-alive, 3-byte body, 64 connections (wrk), against Vestibule with its metrics, "
+                    "access log and span export turned on one at a time", [name for name, _, _ in OBSERVE_VARIANTS],
+                    [RPS, P50, P99, CPU], plain_wrk("/")),
 }
+#: Loads that compare Vestibule with nginx and HAProxy (the others have their own targets).
+COMPARED = [name for name in LOADS if name != "observe"]
 STEPS = [*LOADS, "scale", "criterion"]
 
 
@@ -215,16 +220,30 @@ def header(args):
 def write_report(args, results, scale_result, criterion_rows, started):
     parts = ["# Vestibule benchmark", "", header(args), ""]
     if results:
+        compared = {name: entry for name, entry in results.items() if name in COMPARED}
         runs = [run for entry in results.values() for run in entry["order"]]
         disturbed = sum(1 for run in runs if run["other_pct"] > DISTURBED)
         parts += [
             f"- Runs disturbed by processes outside the benchmark (they used more than {DISTURBED}% of a core meanwhile): "
             f"{args.discarded} discarded and run again; {disturbed} of the {len(runs)} kept (see \"other CPU %\" below)",
             "",
-            "## Loads", "",
-            "Medians over the repeats. ↑ higher is better, ↓ lower is better. The ratio is Vestibule's median over nginx's. "
-            "\"direct\" is wrk/h2load straight to the backend: the ceiling any proxy can reach on this setup.", "",
-            report.load_tables(results), "",
+        ]
+        if compared:
+            parts += [
+                "## Loads", "",
+                "Medians over the repeats. ↑ higher is better, ↓ lower is better. The ratio is Vestibule's median over nginx's. "
+                "\"direct\" is wrk/h2load straight to the backend: the ceiling any proxy can reach on this setup.", "",
+                report.load_tables(compared), "",
+            ]
+        if "observe" in results:
+            parts += [
+                "## Cost of observability", "",
+                f"**observe**: {LOADS['observe'].title}. Medians over the repeats; the last column is the proxy CPU per "
+                "request above the variant with everything off. The access log goes to /dev/null; spans go to "
+                "`bench/tools/otlp_sink.py` on the load generator's CPU.", "",
+                report.variants_table(results["observe"], OBSERVE_VARIANTS), "",
+            ]
+        parts += [
             "## Every run", "",
             "\"other CPU %\" is CPU used meanwhile by processes outside the benchmark (100 = one core): runs with a large "
             "figure were disturbed.", "",
@@ -286,13 +305,16 @@ def main():
     try:
         env.start_backend()
         loads = [s for s in steps if s in LOADS]
-        if loads:
+        if any(load in COMPARED for load in loads):
             env.start_vestibule()
             env.start_nginx()
             env.start_haproxy()
+        if "observe" in loads:
+            env.start_observe_variants()
+        if loads:
             log(f"targets: {env.targets}")
             results, args.discarded = run_loads(env, loads, args.seconds, args.repeats, args.quiet_wait, args.patience)
-            for name in PROXIES:
+            for name in [*PROXIES, *LOADS["observe"].targets, "otlp-sink"]:
                 procs.stop(name)
         if "scale" in steps:
             # Vestibule: (changes without load, under load); nginx: reloads (each phase) with one

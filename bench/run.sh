@@ -4,7 +4,7 @@
 #   bench/run.sh [--quick] [--only STEP]... [--workers N] [--seconds S] [--repeats R]
 #                [--rev REV] [--keep]
 #
-# STEP is one of: small 16k 1m https tls-new tls-resumed h2c h2-tls scale criterion.
+# STEP is one of: small 16k 1m https tls-new tls-resumed h2c h2-tls observe scale criterion.
 # Installs what is missing (Debian packages), builds `vestibule` in release mode and the small
 # TLS client in bench/tools, runs the steps and writes bench/results/latest.md, then prints it.
 # --rev REV benchmarks that commit (built from `git archive` in ~/.cache/vestibule-bench) instead

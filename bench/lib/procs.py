@@ -39,13 +39,14 @@ class Procs:
         self.logdir = logdir
         self.running = {}
 
-    def start(self, name, argv, cpus=None, env=None):
-        """Starts `argv` in its own process group; its output goes to LOGDIR/NAME.log."""
+    def start(self, name, argv, cpus=None, env=None, stdout=None):
+        """Starts `argv` in its own process group; its output goes to LOGDIR/NAME.log (its
+        stdout to `stdout` instead, when given, such as subprocess.DEVNULL)."""
         log = open(os.path.join(self.logdir, f"{name}.log"), "wb")
         proc = subprocess.Popen(
             pinned(argv, cpus),
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=log if stdout is None else stdout,
+            stderr=subprocess.STDOUT if stdout is None else log,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=env,

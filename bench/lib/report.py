@@ -2,7 +2,9 @@
 
 import statistics
 
-TARGET_NAMES = {"direct": "direct (ceiling)", "vestibule": "Vestibule", "nginx": "nginx", "haproxy": "HAProxy"}
+TARGET_NAMES = {"direct": "direct (ceiling)", "vestibule": "Vestibule", "nginx": "nginx", "haproxy": "HAProxy",
+                "v-bare": "Vestibule, all off", "v-metrics": "Vestibule, metrics",
+                "v-log": "Vestibule, metrics + access log", "v-otlp": "Vestibule, metrics + access log + OTLP"}
 TARGET_ORDER = ["direct", "vestibule", "nginx", "haproxy"]
 
 
@@ -50,6 +52,26 @@ def load_tables(results):
             title = f"**{name}**: {load.title}" if first else ""
             lines.append(f"| {title} | {label} {arrow} | " + " | ".join(cells) + f" | {number(r, 2)} |")
             first = False
+    return "\n".join(lines)
+
+
+def variants_table(entry, variants):
+    """One row per Vestibule variant of the `observe` load: medians, and the proxy CPU per
+    request above the first variant's (everything off)."""
+    lines = [
+        "| Vestibule variant | flags | req/s ↑ | p50 ms ↓ | p99 ms ↓ | proxy CPU µs/req ↓ | CPU µs/req over all off |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    base = None
+    for name, label, flags in variants:
+        runs = entry["runs"].get(name, [])
+        medians = {key: median([run.get(key) for run in runs]) for key in ("rps", "p50_ms", "p99_ms", "cpu_us")}
+        if base is None:
+            base = medians["cpu_us"]
+        extra = None if medians["cpu_us"] is None or base is None else medians["cpu_us"] - base
+        shown = " ".join(flags).replace("{otlp}", "URL")
+        lines.append(f"| {label} | `{shown}` | {number(medians['rps'])} | {number(medians['p50_ms'])} | "
+                     f"{number(medians['p99_ms'])} | {number(medians['cpu_us'])} | {number(extra, 2)} |")
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 import os
 import re
 import subprocess
+import sys
 
 from procs import free_ports, wait_for
 
@@ -13,6 +14,15 @@ CONFIG = os.path.join(BENCH, "config")
 PLAIN_HOST = "bench.example"
 #: The TLS host (in Vestibule a spec.tls host with its certificate in a Secret).
 TLS_HOST = "secure.example"
+
+#: Vestibule with its observability features turned on one at a time, for the `observe` load:
+#: (target, what is on, flags). {otlp} is the stand-in collector's URL.
+OBSERVE_VARIANTS = [
+    ("v-bare", "metrics off, access log off", ["--metrics=false", "--access-log", "off"]),
+    ("v-metrics", "metrics, access log off (as in the other loads)", ["--access-log", "off"]),
+    ("v-log", "metrics, JSON access log (the defaults)", ["--access-log", "json"]),
+    ("v-otlp", "metrics, JSON access log, OTLP span export", ["--access-log", "json", "--otlp-endpoint", "{otlp}"]),
+]
 
 
 def render(template, dest, **fields):
@@ -98,6 +108,20 @@ class Setup:
         self.targets["direct"] = {"http": self.backend_port, "h2c": self.backend_h2c, "pid": None}
 
     def start_vestibule(self):
+        self.targets["vestibule"] = self._vestibule("vestibule", self.vestibule_flags)
+
+    def start_observe_variants(self):
+        """The `observe` load's targets: a stand-in OTLP collector and one Vestibule per entry of
+        OBSERVE_VARIANTS. Their stdout (the access log) goes to /dev/null, so the figures are
+        the proxy's cost of writing it, not the disk's."""
+        (sink,) = free_ports(1)
+        self.procs.start("otlp-sink", [sys.executable, os.path.join(BENCH, "tools", "otlp_sink.py"), str(sink)],
+                         cpus=self.client_cpus)
+        for name, _, flags in OBSERVE_VARIANTS:
+            flags = [flag.replace("{otlp}", f"http://127.0.0.1:{sink}") for flag in flags]
+            self.targets[name] = self._vestibule(name, flags, stdout=subprocess.DEVNULL)
+
+    def _vestibule(self, name, flags, stdout=None):
         http, https, admin = free_ports(3)
         manifests = os.path.join(self.dir, "manifests")
         os.makedirs(manifests, exist_ok=True)
@@ -108,12 +132,12 @@ class Setup:
             self.vestibule, "--log-level", "warn", "serve", "--manifests", manifests,
             "--http-addr", f"127.0.0.1:{http}", "--https-addr", f"127.0.0.1:{https}",
             "--admin-addr", f"127.0.0.1:{admin}", "--workers", str(self.workers),
-            *self.vestibule_flags,
+            *flags,
         ]
-        proc = self.procs.start("vestibule", argv, cpus=self.proxy_cpus)
+        proc = self.procs.start(name, argv, cpus=self.proxy_cpus, stdout=stdout)
         wait_for(admin, "localhost", "/readyz", proc=proc)
         wait_for(http, PLAIN_HOST, proc=proc)
-        self.targets["vestibule"] = {"http": http, "h2c": http, "https": https, "pid": proc.pid}
+        return {"http": http, "h2c": http, "https": https, "pid": proc.pid}
 
     def start_nginx(self):
         http, h2c, https = free_ports(3)

@@ -3,13 +3,14 @@
 //! (the timeouts are properties of the pooled connections).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use vestibule_routing::Limits;
 
 use crate::handler::UpstreamClient;
 use crate::listener::upstream_client;
+use crate::metrics::ProxyMetrics;
 
 /// A connect timeout and a send timeout.
 type Timeouts = (Duration, Duration);
@@ -17,6 +18,7 @@ type Timeouts = (Duration, Duration);
 /// Upstream clients by connection timeouts.
 pub(crate) struct UpstreamClients {
     defaults: Timeouts,
+    metrics: Arc<ProxyMetrics>,
     default: UpstreamClient,
     by_timeouts: Mutex<HashMap<Timeouts, UpstreamClient>>,
 }
@@ -24,10 +26,15 @@ pub(crate) struct UpstreamClients {
 impl UpstreamClients {
     /// Clients whose default connects within `connect_timeout` and lets writes stall for at
     /// most `send_timeout`.
-    pub fn new(connect_timeout: Duration, send_timeout: Duration) -> Self {
+    pub fn new(
+        connect_timeout: Duration,
+        send_timeout: Duration,
+        metrics: Arc<ProxyMetrics>,
+    ) -> Self {
         Self {
             defaults: (connect_timeout, send_timeout),
-            default: upstream_client(connect_timeout, send_timeout),
+            default: upstream_client(connect_timeout, send_timeout, metrics.clone()),
+            metrics,
             by_timeouts: Mutex::default(),
         }
     }
@@ -46,7 +53,7 @@ impl UpstreamClients {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(timeouts)
-            .or_insert_with(|| upstream_client(timeouts.0, timeouts.1))
+            .or_insert_with(|| upstream_client(timeouts.0, timeouts.1, self.metrics.clone()))
             .clone()
     }
 }

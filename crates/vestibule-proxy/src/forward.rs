@@ -122,26 +122,67 @@ pub(crate) fn add_forwarding_headers(headers: &mut HeaderMap, host: &HeaderValue
     }
 }
 
+/// The W3C trace context of one proxied request: the caller's trace (or a new one), and the
+/// span this hop opens, whose id goes to the backend as its parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TraceContext {
+    /// The trace id.
+    pub trace_id: u128,
+    /// This hop's span id, sent to the backend in `traceparent`.
+    pub span_id: u64,
+    /// The caller's span id, when the request came with a valid `traceparent`.
+    pub parent_id: Option<u64>,
+    /// The trace flags (bit 0: sampled).
+    pub flags: u8,
+}
+
+impl TraceContext {
+    /// Whether the trace is sampled, so its spans are recorded.
+    pub fn sampled(&self) -> bool {
+        self.flags & 1 == 1
+    }
+
+    /// The trace id as 32 lowercase hex digits.
+    pub fn trace_id_hex(&self) -> String {
+        format!("{:032x}", self.trace_id)
+    }
+}
+
 /// Continues the caller's W3C trace (`traceparent`) with a new span for this hop, or starts a
-/// trace when there is none or it is invalid. Returns the trace id.
-pub(crate) fn propagate_trace(headers: &mut HeaderMap) -> String {
+/// sampled trace when there is none or it is invalid.
+pub(crate) fn propagate_trace(headers: &mut HeaderMap) -> TraceContext {
     let caller = headers
         .get(&TRACEPARENT)
         .and_then(|value| value.to_str().ok())
         .and_then(parse_traceparent);
-    let (trace_id, flags) = match caller {
-        Some((trace_id, flags)) => (trace_id.to_owned(), flags.to_owned()),
-        None => (format!("{:032x}", fastrand::u128(1..)), "01".to_owned()),
+    let span_id = fastrand::u64(1..);
+    let context = match caller {
+        Some((trace_id, parent_id, flags)) => TraceContext {
+            trace_id,
+            span_id,
+            parent_id: Some(parent_id),
+            flags,
+        },
+        None => TraceContext {
+            trace_id: fastrand::u128(1..),
+            span_id,
+            parent_id: None,
+            flags: 1,
+        },
     };
-    let value = format!("00-{trace_id}-{:016x}-{flags}", fastrand::u64(1..));
+    let value = format!(
+        "00-{:032x}-{:016x}-{:02x}",
+        context.trace_id, context.span_id, context.flags
+    );
     if let Ok(value) = HeaderValue::try_from(value) {
         headers.insert(TRACEPARENT.clone(), value);
     }
-    trace_id
+    context
 }
 
-/// The trace id and flags of a valid `traceparent` (W3C Trace Context, version 00 or later).
-fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
+/// The trace id, parent span id and flags of a valid `traceparent` (W3C Trace Context, version
+/// 00 or later).
+fn parse_traceparent(value: &str) -> Option<(u128, u64, u8)> {
     let mut fields = value.trim().split('-');
     let (version, trace_id, parent_id, flags) = (
         fields.next()?,
@@ -155,16 +196,19 @@ fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
-    let not_zero = |text: &str| text.bytes().any(|b| b != b'0');
     let valid = hex(version, 2)
         && version != "ff"
         && (version != "00" || fields.next().is_none())
         && hex(trace_id, 32)
-        && not_zero(trace_id)
         && hex(parent_id, 16)
-        && not_zero(parent_id)
         && hex(flags, 2);
-    valid.then_some((trace_id, flags))
+    if !valid {
+        return None;
+    }
+    let trace_id = u128::from_str_radix(trace_id, 16).ok()?;
+    let parent_id = u64::from_str_radix(parent_id, 16).ok()?;
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    (trace_id != 0 && parent_id != 0).then_some((trace_id, parent_id, flags))
 }
 
 #[cfg(test)]
@@ -234,13 +278,37 @@ mod tests {
             HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         );
         let trace = propagate_trace(&mut headers);
-        assert_eq!(trace, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(trace.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(trace.parent_id, Some(0x00f0_67aa_0ba9_02b7));
+        assert!(trace.sampled());
         let sent = headers["traceparent"].to_str().expect("ascii");
-        assert!(sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
-        assert!(sent.ends_with("-01"));
-        assert!(
-            !sent.contains("00f067aa0ba902b7"),
+        assert_eq!(
+            sent,
+            format!(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-{:016x}-01",
+                trace.span_id
+            )
+        );
+        assert_ne!(
+            trace.span_id, 0x00f0_67aa_0ba9_02b7,
             "a new span id for this hop"
+        );
+
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+        );
+        let unsampled = propagate_trace(&mut headers);
+        assert!(
+            !unsampled.sampled(),
+            "the caller's sampling decision is kept"
+        );
+        assert!(
+            headers["traceparent"]
+                .to_str()
+                .expect("ascii")
+                .ends_with("-00")
         );
 
         for invalid in [
@@ -251,12 +319,19 @@ mod tests {
             let mut headers = HeaderMap::new();
             headers.insert("traceparent", HeaderValue::from_static(invalid));
             let trace = propagate_trace(&mut headers);
-            assert_eq!(trace.len(), 32);
-            assert_ne!(trace, "00000000000000000000000000000000");
+            assert_ne!(trace.trace_id, 0);
+            assert_eq!(trace.parent_id, None);
+            assert!(trace.sampled(), "new traces are sampled");
         }
         let mut headers = HeaderMap::new();
-        propagate_trace(&mut headers);
+        let started = propagate_trace(&mut headers);
         assert_eq!(headers["traceparent"].len(), 55);
+        assert!(
+            headers["traceparent"]
+                .to_str()
+                .expect("ascii")
+                .starts_with(&format!("00-{}-", started.trace_id_hex()))
+        );
     }
 
     #[test]

@@ -23,10 +23,11 @@ use crate::access_log::AccessRecord;
 use crate::basic_auth::Authenticator;
 use crate::body::UpstreamBody;
 use crate::clients::UpstreamClients;
+use crate::connector::{CountingConnector, for_backend};
 use crate::error::{Fault, ProxyError, TimeoutPhase};
 use crate::forward::{
-    Origin, Scheme, X_REQUEST_ID, add_forwarding_headers, propagate_trace, requested_upgrade,
-    strip_hop_by_hop,
+    Origin, Scheme, TraceContext, X_REQUEST_ID, add_forwarding_headers, propagate_trace,
+    requested_upgrade, strip_hop_by_hop,
 };
 use crate::listener::ProxySettings;
 use crate::metrics::RouteLabels;
@@ -34,7 +35,6 @@ use crate::observe::{ObservedBody, Observers, Pending};
 use crate::plane::{DataPlane, RouteTarget};
 use crate::policy::{self, RequestFacts, add_cors_headers};
 use crate::response::{ResponseBody, local, stamp};
-use crate::send_timeout::SendTimeoutConnector;
 use crate::tls::misdirected;
 use crate::upstream::Pick;
 
@@ -49,7 +49,7 @@ const DEFAULT_TRIES: usize = 2;
 static X_FORWARDED_PREFIX: http::HeaderName = http::HeaderName::from_static("x-forwarded-prefix");
 
 /// The client that carries requests to backends, pooling keep-alive connections per endpoint.
-pub(crate) type UpstreamClient = Client<SendTimeoutConnector, UpstreamBody>;
+pub(crate) type UpstreamClient = Client<CountingConnector, UpstreamBody>;
 
 /// What every request on one listener shares.
 pub(crate) struct Handler {
@@ -68,7 +68,7 @@ struct Exchange {
     upstream_status: Option<u16>,
     upstream_time: Option<f64>,
     request_id: Option<HeaderValue>,
-    trace_id: Option<String>,
+    trace: Option<TraceContext>,
     bytes_in: Option<Arc<AtomicU64>>,
 }
 
@@ -82,7 +82,7 @@ impl Handler {
     ) -> Response<ObservedBody> {
         let started = Instant::now();
         let time = SystemTime::now();
-        let logged = self.observers.access_log.enabled();
+        let logged = self.observers.describe_requests();
         let method = request.method().clone();
         let version = request.version();
         let headers = request.headers();
@@ -133,11 +133,13 @@ impl Handler {
                 upstream_status: exchange.upstream_status,
                 upstream_time: exchange.upstream_time,
                 request_id: exchange.request_id,
-                trace_id: exchange.trace_id,
+                trace_id: exchange.trace.map(|trace| trace.trace_id_hex()),
                 user_agent,
                 referer,
                 tls_version: origin.tls_version,
             },
+            trace: exchange.trace,
+            scheme: origin.scheme,
         });
         response.map(|body| ObservedBody::new(body, pending))
     }
@@ -268,7 +270,7 @@ impl Handler {
         strip_hop_by_hop(&mut parts.headers, upgrade);
         add_forwarding_headers(&mut parts.headers, &host, origin);
         apply_upstream_headers(policy, &mut parts.headers);
-        exchange.trace_id = Some(propagate_trace(&mut parts.headers));
+        exchange.trace = Some(propagate_trace(&mut parts.headers));
         exchange.request_id = parts.headers.get(&X_REQUEST_ID).cloned();
         let counted = (!retryable).then(|| Arc::new(AtomicU64::new(0)));
         exchange.bytes_in.clone_from(&counted);
@@ -278,9 +280,8 @@ impl Handler {
             .is_some()
             .then(|| (host_text.to_owned(), path_and_query.path().to_owned()));
         let asked = Instant::now();
-        let (mut response, endpoint) = self
-            .forward(&target, &parts, path_and_query, body, retryable)
-            .await?;
+        let forwarded = self.forward(&target, &parts, path_and_query, body, retryable);
+        let (mut response, endpoint) = for_backend(target.upstream.id().clone(), forwarded).await?;
         exchange.upstream_time = Some(asked.elapsed().as_secs_f64());
         exchange.upstream_status = Some(response.status().as_u16());
         exchange.upstream_addr = Some(endpoint.clone());

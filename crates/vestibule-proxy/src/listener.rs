@@ -22,11 +22,12 @@ use vestibule_tls::{Certificate, crypto_provider};
 
 use crate::basic_auth::Authenticator;
 use crate::clients::UpstreamClients;
+use crate::connector::CountingConnector;
 use crate::forward::{Origin, Scheme};
 use crate::framing::{FramingFlag, WatchedStream};
 use crate::h2_flood::FloodGuard;
 use crate::handler::{Handler, UpstreamClient};
-use crate::metrics::{HandshakeResult, ListenerKind};
+use crate::metrics::{HandshakeResult, ListenerKind, ProxyMetrics};
 use crate::observe::Observers;
 use crate::plane::DataPlane;
 use crate::send_timeout::SendTimeoutConnector;
@@ -104,6 +105,7 @@ impl Proxy {
                 clients: UpstreamClients::new(
                     settings.upstream_connect_timeout,
                     settings.upstream_send_timeout,
+                    observers.metrics.clone(),
                 ),
                 authenticator: Authenticator::default(),
                 settings,
@@ -254,16 +256,23 @@ fn server_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> {
 }
 
 /// The keep-alive client to endpoints, connecting within `connect_timeout`; its connections
-/// carry `send_timeout`. Routes with their own timeouts get clients of their own (see
-/// [`crate::clients`]).
-pub(crate) fn upstream_client(connect_timeout: Duration, send_timeout: Duration) -> UpstreamClient {
+/// carry `send_timeout` and are counted in `metrics`. Routes with their own timeouts get clients
+/// of their own (see [`crate::clients`]).
+pub(crate) fn upstream_client(
+    connect_timeout: Duration,
+    send_timeout: Duration,
+    metrics: Arc<ProxyMetrics>,
+) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(connect_timeout));
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
-        .build(SendTimeoutConnector::new(connector, send_timeout))
+        .build(CountingConnector::new(
+            SendTimeoutConnector::new(connector, send_timeout),
+            metrics,
+        ))
 }
 
 /// Accepts connections forever, handing each to `handle` on its own task, with at most

@@ -14,7 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use vestibule_routing::Route;
+use vestibule_routing::{BackendId, Route};
 
 use crate::plane::DataPlane;
 
@@ -98,6 +98,12 @@ struct HandshakeLabels {
     result: HandshakeResult,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    namespace: String,
+    service: String,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
@@ -105,6 +111,7 @@ fn latency_histogram() -> Histogram {
 /// The data plane's metrics, registered once and shared by every listener.
 #[derive(Debug)]
 pub struct ProxyMetrics {
+    enabled: bool,
     requests: Family<RequestLabels, Counter>,
     request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     upstream_response: Family<RouteLabels, Histogram, fn() -> Histogram>,
@@ -112,6 +119,7 @@ pub struct ProxyMetrics {
     response_bytes: Family<RouteLabels, Counter>,
     open_connections: Family<ListenerLabels, Gauge>,
     tls_handshakes: Family<HandshakeLabels, Counter>,
+    upstream_connections: Family<BackendLabels, Gauge>,
 }
 
 /// One finished request, as the metrics record it.
@@ -132,9 +140,17 @@ pub struct RequestSample<'a> {
 }
 
 impl ProxyMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self {
+    /// Metrics that record nothing (`--metrics=false`), for measuring what recording costs.
+    pub fn disabled() -> Self {
+        Self {
+            enabled: false,
+            ..Self::unregistered()
+        }
+    }
+
+    fn unregistered() -> Self {
+        Self {
+            enabled: true,
             requests: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram),
             upstream_response: Family::new_with_constructor(latency_histogram),
@@ -142,7 +158,13 @@ impl ProxyMetrics {
             response_bytes: Family::default(),
             open_connections: Family::default(),
             tls_handshakes: Family::default(),
-        };
+            upstream_connections: Family::default(),
+        }
+    }
+
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::unregistered();
         registry.register(
             "requests",
             "Requests answered, by Ingress, Service and status",
@@ -178,11 +200,19 @@ impl ProxyMetrics {
             "TLS handshakes, by result",
             metrics.tls_handshakes.clone(),
         );
+        registry.register(
+            "upstream_connections",
+            "Connections open to endpoints (idle in the pool or in use), by namespace and Service",
+            metrics.upstream_connections.clone(),
+        );
         metrics
     }
 
     /// Records one finished request.
     pub fn record(&self, sample: &RequestSample<'_>) {
+        if !self.enabled {
+            return;
+        }
         let labels = RequestLabels {
             route: sample.route.clone(),
             status: sample.status,
@@ -206,6 +236,9 @@ impl ProxyMetrics {
 
     /// Counts a TLS handshake.
     pub fn handshake(&self, result: HandshakeResult) {
+        if !self.enabled {
+            return;
+        }
         self.tls_handshakes
             .get_or_create(&HandshakeLabels { result })
             .inc();
@@ -213,12 +246,29 @@ impl ProxyMetrics {
 
     /// Counts a connection as open until the returned guard is dropped.
     pub fn connection(&self, listener: ListenerKind) -> ConnectionGuard {
-        let gauge = self
-            .open_connections
-            .get_or_create(&ListenerLabels { listener })
-            .clone();
+        self.count(&self.open_connections, &ListenerLabels { listener })
+    }
+
+    /// Counts a connection to an endpoint of `backend` as open until the returned guard is
+    /// dropped; `None` counts it under empty labels.
+    pub fn upstream_connection(&self, backend: Option<&BackendId>) -> ConnectionGuard {
+        let labels = BackendLabels {
+            namespace: backend.map(|id| id.namespace.clone()).unwrap_or_default(),
+            service: backend.map(|id| id.service.clone()).unwrap_or_default(),
+        };
+        self.count(&self.upstream_connections, &labels)
+    }
+
+    fn count<L>(&self, family: &Family<L, Gauge>, labels: &L) -> ConnectionGuard
+    where
+        L: Clone + std::hash::Hash + Eq,
+    {
+        if !self.enabled {
+            return ConnectionGuard(None);
+        }
+        let gauge = family.get_or_create(labels).clone();
         gauge.inc();
-        ConnectionGuard(gauge)
+        ConnectionGuard(Some(gauge))
     }
 }
 
@@ -281,11 +331,13 @@ impl Collector for EndpointCollector {
 
 /// Keeps a connection counted as open.
 #[derive(Debug)]
-pub struct ConnectionGuard(Gauge);
+pub struct ConnectionGuard(Option<Gauge>);
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.0.dec();
+        if let Some(gauge) = &self.0 {
+            gauge.dec();
+        }
     }
 }
 
@@ -328,5 +380,57 @@ mod tests {
         let mut text = String::new();
         encode(&mut text, &registry).expect("encoded");
         assert!(text.contains(r#"vestibule_open_connections{listener="https"} 0"#));
+    }
+
+    #[test]
+    fn upstream_connections_are_counted_per_backend() {
+        let mut registry = Registry::with_prefix("vestibule");
+        let metrics = ProxyMetrics::register(&mut registry);
+        let backend = BackendId {
+            namespace: "shop".into(),
+            service: "cart".into(),
+            port: vestibule_routing::ServicePortRef::Number(80),
+        };
+        let first = metrics.upstream_connection(Some(&backend));
+        let second = metrics.upstream_connection(Some(&backend));
+        let gauge = r#"vestibule_upstream_connections{namespace="shop",service="cart"}"#;
+        let text = || {
+            let mut text = String::new();
+            encode(&mut text, &registry).expect("encoded");
+            text
+        };
+        assert!(text().contains(&format!("{gauge} 2")), "{}", text());
+        drop(first);
+        drop(second);
+        assert!(text().contains(&format!("{gauge} 0")), "{}", text());
+    }
+
+    #[test]
+    fn disabled_metrics_record_nothing() {
+        let metrics = ProxyMetrics::disabled();
+        let route = RouteLabels::default();
+        metrics.record(&RequestSample {
+            route: &route,
+            status: 200,
+            duration: 0.1,
+            upstream: None,
+            bytes_in: 0,
+            bytes_out: 0,
+        });
+        let _open = metrics.connection(ListenerKind::Http);
+        assert!(
+            metrics
+                .requests
+                .get(&RequestLabels { route, status: 200 })
+                .is_none()
+        );
+        assert!(
+            metrics
+                .open_connections
+                .get(&ListenerLabels {
+                    listener: ListenerKind::Http
+                })
+                .is_none()
+        );
     }
 }

@@ -10,7 +10,9 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use crate::access_log::{AccessLog, AccessRecord};
+use crate::forward::{Scheme, TraceContext};
 use crate::metrics::{ProxyMetrics, RequestSample};
+use crate::otlp::{OtlpExporter, ServerSpan};
 use crate::response::ResponseBody;
 
 /// Where finished requests are reported.
@@ -20,6 +22,15 @@ pub struct Observers {
     pub metrics: Arc<ProxyMetrics>,
     /// The access log.
     pub access_log: Arc<AccessLog>,
+    /// The span exporter, when `--otlp-endpoint` is set.
+    pub otlp: Option<Arc<OtlpExporter>>,
+}
+
+impl Observers {
+    /// Whether anything needs a request's host and target (the access log or spans).
+    pub(crate) fn describe_requests(&self) -> bool {
+        self.access_log.enabled() || self.otlp.is_some()
+    }
 }
 
 /// A request waiting for its response body to finish.
@@ -29,10 +40,12 @@ pub(crate) struct Pending {
     pub started: Instant,
     pub bytes_in: Option<Arc<AtomicU64>>,
     pub record: AccessRecord,
+    pub trace: Option<TraceContext>,
+    pub scheme: Scheme,
 }
 
-/// A response body that reports its request to the metrics and the access log when it ends,
-/// however it ends.
+/// A response body that reports its request to the metrics, the access log and the span
+/// exporter when it ends, however it ends.
 #[derive(Debug)]
 pub struct ObservedBody {
     inner: ResponseBody,
@@ -54,8 +67,9 @@ impl ObservedBody {
             return;
         };
         let record = &mut pending.record;
+        let elapsed = pending.started.elapsed();
         record.bytes_out = self.bytes_out;
-        record.duration = pending.started.elapsed().as_secs_f64();
+        record.duration = elapsed.as_secs_f64();
         record.bytes_in = pending
             .bytes_in
             .as_ref()
@@ -69,6 +83,24 @@ impl ObservedBody {
             bytes_out: record.bytes_out,
         });
         pending.observers.access_log.write(record);
+        if let (Some(otlp), Some(trace)) = (&pending.observers.otlp, pending.trace)
+            && trace.sampled()
+        {
+            otlp.record(ServerSpan {
+                trace,
+                start: record.time,
+                duration: elapsed,
+                method: record.method.clone(),
+                scheme: pending.scheme,
+                host: std::mem::take(&mut record.host),
+                target: std::mem::take(&mut record.target),
+                version: record.version,
+                client: record.client.ip(),
+                status: record.status,
+                route: record.route.clone(),
+                upstream: record.upstream_addr.take(),
+            });
+        }
     }
 }
 

@@ -190,6 +190,15 @@ pub struct ServeArgs {
     /// off.
     #[arg(long, env = "VESTIBULE_ACCESS_LOG", default_value = "json", value_parser = ["json", "combined", "off"])]
     pub access_log: String,
+    /// Record the data plane's Prometheus metrics (requests, latencies, bytes, connections);
+    /// --metrics=false turns recording off, e.g. to measure its cost.
+    #[arg(long, env = "VESTIBULE_METRICS", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub metrics: bool,
+    /// OpenTelemetry collector to export one span per proxied request to, over OTLP/HTTP with
+    /// JSON (plain http only), e.g. http://otel-collector:4318; spans are posted to /v1/traces
+    /// under it [default: no export].
+    #[arg(long, env = "VESTIBULE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// The most concurrent streams on one HTTP/2 connection.
     #[arg(
         long,
@@ -311,6 +320,8 @@ mod tests {
             "vestibule.dev/ingress-controller"
         );
         assert!(args.publish_status_address.is_empty());
+        assert!(args.metrics);
+        assert_eq!(args.otlp_endpoint, None);
         assert_eq!(
             args.hsts_header().as_deref(),
             Some("max-age=31536000; includeSubDomains")
@@ -326,6 +337,7 @@ mod tests {
             "m",
             "--default-ssl-redirect=false",
             "--hsts=false",
+            "--metrics=false",
             "--default-ssl-certificate",
             "ingress/default-tls",
         ])
@@ -335,6 +347,7 @@ mod tests {
         };
         assert!(!args.translation.default_ssl_redirect);
         assert_eq!(args.hsts_header(), None);
+        assert!(!args.metrics);
         assert_eq!(
             args.translation.default_ssl_certificate,
             Some(("ingress".to_owned(), "default-tls".to_owned()))

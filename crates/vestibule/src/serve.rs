@@ -10,8 +10,8 @@ use tokio::sync::watch;
 use vestibule_cluster::{Client, ClusterError, LeaseSettings, PublishAddress};
 use vestibule_manifests::ManifestDir;
 use vestibule_proxy::{
-    AccessLog, AccessLogFormat, DataPlane, EndpointCollector, Health, Observers, Proxy,
-    ProxyMetrics, ProxySettings, serve_admin,
+    AccessLog, AccessLogFormat, DataPlane, EndpointCollector, Health, Observers, OtlpExporter,
+    Proxy, ProxyMetrics, ProxySettings, serve_admin,
 };
 use vestibule_tls::Certificate;
 use vestibule_translator::{Options, SecretName};
@@ -30,6 +30,9 @@ const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/servicea
 /// How long the manifest directory must be quiet before a change is applied.
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(50);
 
+/// How long exporting the last spans may take at shutdown.
+const OTLP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Where the configuration comes from.
 enum Source {
     Files(ManifestDir),
@@ -46,9 +49,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let plane = Arc::new(DataPlane::default());
     let health = Arc::new(Health::default());
     let mut registry = Registry::with_prefix("vestibule");
+    let metrics = if args.metrics {
+        ProxyMetrics::register(&mut registry)
+    } else {
+        ProxyMetrics::disabled()
+    };
+    let otlp = args
+        .otlp_endpoint
+        .as_deref()
+        .map(|endpoint| OtlpExporter::start(endpoint, &mut registry))
+        .transpose()
+        .context("cannot export spans")?
+        .map(Arc::new);
     let observers = Observers {
-        metrics: Arc::new(ProxyMetrics::register(&mut registry)),
+        metrics: Arc::new(metrics),
         access_log: Arc::new(AccessLog::start(access_log_format(&args.access_log))),
+        otlp: otlp.clone(),
     };
     let control_metrics = Arc::new(ControlMetrics::register(&mut registry));
     registry.register_collector(Box::new(EndpointCollector::new(plane.clone())));
@@ -104,6 +120,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("all connections closed");
     } else {
         tracing::warn!("connections still open at the shutdown timeout were cut");
+    }
+    if let Some(otlp) = otlp
+        && !otlp.flush(OTLP_FLUSH_TIMEOUT).await
+    {
+        tracing::warn!(timeout = ?OTLP_FLUSH_TIMEOUT, "spans not yet exported at shutdown were dropped");
     }
     admin_task.abort();
     Ok(())

@@ -8,6 +8,7 @@ mod cluster;
 mod debug_routes;
 mod http2_abuse;
 mod observability;
+mod otlp;
 mod proxying;
 mod reload;
 mod resilience;

@@ -163,3 +163,74 @@ async fn trace_context_reaches_the_backend() {
         .to_owned();
     assert_eq!(seen.len(), 55, "a trace is started when absent: {seen}");
 }
+
+/// A backend on a loopback port that answers each connection's first request and closes it.
+async fn closing_backend() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                let _ = stream.write_all(answer).await;
+            });
+        }
+    });
+    addr
+}
+
+/// The value of the metric line starting with `series`, if there is one.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series))
+        .and_then(|rest| rest.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn upstream_connections_are_counted_while_open() {
+    let kept = echo_backend("kept").await;
+    let closing = closing_backend().await;
+    let manifests = Manifests::new();
+    manifests.write("kept.yaml", &service("kept", &[kept]));
+    manifests.write("closing.yaml", &service("closing", &[closing]));
+    manifests.write(
+        "ing.yaml",
+        &ingress(
+            "web",
+            &[
+                ("kept.example", "/", "Prefix", "kept"),
+                ("closing.example", "/", "Prefix", "closing"),
+            ],
+        ),
+    );
+    let vestibule = Vestibule::start(manifests.path(), &[]);
+    vestibule.wait_ready().await;
+    let client = http1_client();
+    for host in ["kept.example", "closing.example"] {
+        for _ in 0..3 {
+            let answer = get_with(&client, vestibule.http, host, "/")
+                .await
+                .expect("answer");
+            assert_eq!(answer.status, 200, "{host}");
+        }
+    }
+    let kept_series = r#"vestibule_upstream_connections{namespace="default",service="kept"}"#;
+    let closing_series = r#"vestibule_upstream_connections{namespace="default",service="closing"}"#;
+    eventually(|| async {
+        let text = metrics(&vestibule).await;
+        value(&text, kept_series).is_some_and(|open| open >= 1.0)
+            && value(&text, closing_series) == Some(0.0)
+    })
+    .await;
+}
