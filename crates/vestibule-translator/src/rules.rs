@@ -1,6 +1,6 @@
 //! Ingress rules and default backends into a routing table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
@@ -11,6 +11,7 @@ use vestibule_routing::{
 
 use crate::Options;
 use crate::annotations::{IngressSettings, settings_of};
+use crate::regex_paths::{regex_hosts, rule_policy};
 use crate::tls::Tls;
 use crate::warning::{Warning, WarningReason};
 
@@ -35,8 +36,21 @@ pub(crate) fn build_table(
 ) -> (RouteTable<Route>, References) {
     let mut builder = RouteTableBuilder::default();
     let mut references = References::new();
-    for ingress in ingresses {
-        let settings = settings_of(ingress, warnings);
+    let read: Vec<(IngressSettings, Vec<Warning>)> = ingresses
+        .iter()
+        .map(|ingress| {
+            let mut found = Vec::new();
+            (settings_of(ingress, &mut found), found)
+        })
+        .collect();
+    let regex_hosts = regex_hosts(
+        ingresses
+            .iter()
+            .map(AsRef::as_ref)
+            .zip(read.iter().map(|(settings, _)| settings)),
+    );
+    for (ingress, (settings, mut found)) in ingresses.iter().zip(read) {
+        warnings.append(&mut found);
         let mut adder = IngressRules {
             ingress: ingress_ref(ingress),
             settings,
@@ -45,6 +59,7 @@ pub(crate) fn build_table(
             warnings,
             tls,
             options,
+            regex_hosts: &regex_hosts,
         };
         adder.add(ingress);
     }
@@ -59,6 +74,8 @@ struct IngressRules<'a> {
     warnings: &'a mut Vec<Warning>,
     tls: &'a Tls,
     options: &'a Options,
+    /// The hosts whose non-`Exact` paths are regular expressions.
+    regex_hosts: &'a HashSet<HostMatch>,
 }
 
 impl IngressRules<'_> {
@@ -108,7 +125,7 @@ impl IngressRules<'_> {
             let paths = rule.http.as_ref().map(|http| http.paths.as_slice());
             for http_path in paths.unwrap_or_default() {
                 let path_text = http_path.path.as_deref().unwrap_or("/");
-                let Some(path) = self.path_match(path_text, &http_path.path_type) else {
+                let Some(path) = self.path_match(path_text, &http_path.path_type, &host) else {
                     continue;
                 };
                 self.add_path(&host, &path, &http_path.backend);
@@ -123,9 +140,10 @@ impl IngressRules<'_> {
 
     fn add_path(&mut self, host: &HostMatch, path: &PathMatch, backend: &IngressBackend) {
         let place = format!("host {host} path {path}");
-        let Some(route) = self.route_to(backend, host, &place) else {
+        let Some(mut route) = self.route_to(backend, host, &place) else {
             return;
         };
+        route.policy = rule_policy(&route.policy, path);
         let backend = route.backend.clone();
         match self.builder.add_rule(host.clone(), path.clone(), route) {
             Ok(()) => self.reference(backend),
@@ -139,7 +157,7 @@ impl IngressRules<'_> {
         }
     }
 
-    fn path_match(&mut self, path: &str, path_type: &str) -> Option<PathMatch> {
+    fn path_match(&mut self, path: &str, path_type: &str, host: &HostMatch) -> Option<PathMatch> {
         if !path.starts_with('/') {
             let message = format!("path {path:?} must begin with '/'; path ignored");
             self.warn(WarningReason::InvalidRule, message);
@@ -147,6 +165,15 @@ impl IngressRules<'_> {
         }
         match path_type {
             "Exact" => Some(PathMatch::exact(path)),
+            "Prefix" | "ImplementationSpecific" | "" if self.regex_hosts.contains(host) => {
+                match PathMatch::regex(path) {
+                    Ok(regex) => Some(regex),
+                    Err(error) => {
+                        self.warn(WarningReason::InvalidRule, format!("{error}; path ignored"));
+                        None
+                    }
+                }
+            }
             "Prefix" | "ImplementationSpecific" | "" => Some(PathMatch::prefix(path)),
             other => {
                 let message = format!(

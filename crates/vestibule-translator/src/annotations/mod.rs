@@ -6,6 +6,7 @@
 //! proxy configuration text and are always refused.
 
 mod catalog;
+mod rewrite;
 mod settings;
 mod values;
 
@@ -37,6 +38,8 @@ pub(crate) struct IngressSettings {
     pub force_ssl_redirect: bool,
     /// `server-alias`: more hosts that get the same rules as each rule's host.
     pub aliases: Vec<HostMatch>,
+    /// `use-regex`: the Ingress's paths are regular expressions.
+    pub use_regex: bool,
 }
 
 /// What Vestibule does with one annotation.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use vestibule_routing::{Cors, Limits, Redirect, RoutePolicy, SourceFilter};
 
-use super::values;
+use super::{rewrite, values};
 use super::{IngressSettings, Reader};
 
 /// Reads every honoured setting from an Ingress's annotations.
@@ -17,6 +17,7 @@ pub(super) fn read(reader: &mut Reader<'_>) -> IngressSettings {
         limits: limits(reader),
         upstream_host: reader.parse("upstream-vhost", values::host_header),
         forwarded_prefix: reader.parse("x-forwarded-prefix", values::path),
+        rewrite: reader.parse("rewrite-target", rewrite::target),
     };
     IngressSettings {
         policy: Arc::new(policy),
@@ -27,6 +28,7 @@ pub(super) fn read(reader: &mut Reader<'_>) -> IngressSettings {
         aliases: reader
             .parse("server-alias", values::hosts)
             .unwrap_or_default(),
+        use_regex: reader.parse("use-regex", values::boolean).unwrap_or(false),
     }
 }
 
