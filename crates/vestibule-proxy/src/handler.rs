@@ -33,6 +33,7 @@ use crate::observe::{ObservedBody, Observers, Pending};
 use crate::plane::{DataPlane, RouteTarget};
 use crate::policy::{self, RequestFacts, add_cors_headers};
 use crate::response::{ResponseBody, local, stamp};
+use crate::rewrite;
 use crate::send_timeout::SendTimeoutConnector;
 use crate::tls::misdirected;
 use crate::upstream::Pick;
@@ -189,12 +190,12 @@ impl Handler {
                 sni: sni.to_string(),
             });
         }
-        let target = {
+        let (target, rewritten) = {
             let table = self.plane.table();
-            let selected = table.route(host_text, &path);
-            selected.map(|selected| selected.target().clone())
-        }
-        .ok_or(ProxyError::NoRoute)?;
+            let selected = table.route(host_text, &path).ok_or(ProxyError::NoRoute)?;
+            let rewritten = rewrite::rewritten_path(&selected, &path);
+            (selected.target().clone(), rewritten)
+        };
         exchange.route = Some(target.labels.clone());
         let policy = &target.route.policy;
         let facts = RequestFacts {
@@ -260,9 +261,10 @@ impl Handler {
         let route_key = client_upgrade
             .is_some()
             .then(|| (host_text.to_owned(), path_and_query.path().to_owned()));
+        let upstream_target = rewrite::upstream_target(rewritten, &path_and_query)?;
         let asked = Instant::now();
         let (mut response, endpoint) = self
-            .forward(&target, &parts, path_and_query, body, retryable)
+            .forward(&target, &parts, upstream_target, body, retryable)
             .await?;
         exchange.upstream_time = Some(asked.elapsed().as_secs_f64());
         exchange.upstream_status = Some(response.status().as_u16());

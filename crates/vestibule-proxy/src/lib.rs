@@ -20,6 +20,7 @@ mod observe;
 mod plane;
 mod policy;
 mod response;
+mod rewrite;
 mod send_timeout;
 mod tls;
 mod upstream;
