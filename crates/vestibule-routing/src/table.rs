@@ -411,7 +411,10 @@ mod tests {
         assert_eq!(route(&table, "test.com", "/FOO/Bar"), Some("service1"));
         assert_eq!(route(&table, "test.com", "/foo/barn"), Some("service1"));
         assert_eq!(route(&table, "test.com", "/foo/bar/exact"), Some("exact"));
-        assert_eq!(route(&table, "test.com", "/foo/bar/EXACT"), Some("service3"));
+        assert_eq!(
+            route(&table, "test.com", "/foo/bar/EXACT"),
+            Some("service3")
+        );
         assert_eq!(route(&table, "test.com", "/other"), Some("root"));
     }
 

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use vestibule_routing::{Cors, Limits, Redirect, RoutePolicy, SourceFilter};
 
-use super::{rewrite, values};
 use super::{IngressSettings, Reader};
+use super::{rewrite, values};
 
 /// Reads every honoured setting from an Ingress's annotations.
 pub(super) fn read(reader: &mut Reader<'_>) -> IngressSettings {
