@@ -5,7 +5,8 @@
 //! Input (lossy UTF-8), one field per line:
 //! - line 1: the request host (`Host` / `:authority`);
 //! - line 2: the request path, also parsed as an HTTP request-target;
-//! - further lines: rules `HOST PATH` (Prefix) or `HOST =PATH` (Exact); HOST may be empty.
+//! - further lines: rules `HOST PATH` (Prefix), `HOST =PATH` (Exact) or `HOST ~PATTERN`
+//!   (Regex, skipped when it does not compile); HOST may be empty.
 
 #![no_main]
 
@@ -34,6 +35,10 @@ const FIXED_RULES: &[(&str, &str)] = &[
     ("*.example.com", "=/"),
     ("foo.bar.example.com", "/"),
     ("xn--bcher-kva.example", "/a/b/c"),
+    ("regex.example.com", "~/api/v[0-9]+/(.*)"),
+    ("regex.example.com", "~/api"),
+    ("regex.example.com", "=/api/v1/exact"),
+    ("regex.example.com", "/static"),
 ];
 
 /// The default backend's target.
@@ -77,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
     route(&table, host, path);
     route(&table, host, &format!("{path}/"));
     for (_, rule_path) in rules.iter().take(MAX_RULE_PROBES) {
-        let rule_path = rule_path.strip_prefix('=').unwrap_or(rule_path);
+        let rule_path = rule_path.trim_start_matches(['=', '~']);
         route(&table, host, rule_path);
     }
 
@@ -96,17 +101,21 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// Adds one rule written `PATH` (Prefix) or `=PATH` (Exact); invalid hosts are skipped, as the
-/// translator skips them.
+/// Adds one rule written `PATH` (Prefix), `=PATH` (Exact) or `~PATTERN` (Regex); invalid hosts
+/// and patterns are skipped, as the translator skips them.
 fn add_rule(builder: &mut RouteTableBuilder<usize>, next: &mut usize, host: &str, path: &str) {
     let Ok(host) = HostMatch::parse(host) else {
         return;
     };
-    let path = match path.strip_prefix('=') {
+    let path = match (path.strip_prefix('='), path.strip_prefix('~')) {
         // `PathMatch::exact` requires a leading `/` (the translator rejects other paths).
-        Some(exact) if exact.starts_with('/') => PathMatch::exact(exact),
-        Some(exact) => PathMatch::exact(&format!("/{exact}")),
-        None => PathMatch::prefix(path),
+        (Some(exact), _) if exact.starts_with('/') => PathMatch::exact(exact),
+        (Some(exact), _) => PathMatch::exact(&format!("/{exact}")),
+        (None, Some(pattern)) => match PathMatch::regex(pattern) {
+            Ok(regex) => regex,
+            Err(_) => return,
+        },
+        (None, None) => PathMatch::prefix(path),
     };
     if builder.add_rule(host, path, *next).is_ok() {
         *next += 1;
@@ -202,8 +211,12 @@ fn check_path(path: &str) {
         prefix.matches(&format!("{path}/more")),
         "{prefix} vs {path:?}/more"
     );
-    for (a, b) in [(&prefix, &exact), (&exact, &prefix)] {
-        assert_eq!(a.cmp(b), b.cmp(a).reverse());
-        assert_eq!(a.cmp(b) == Ordering::Equal, a == b);
+    let regex = PathMatch::regex(path).ok();
+    let all: Vec<&PathMatch> = [&prefix, &exact].into_iter().chain(&regex).collect();
+    for a in &all {
+        for b in &all {
+            assert_eq!(a.cmp(b), b.cmp(a).reverse());
+            assert_eq!(a.cmp(b) == Ordering::Equal, a == b);
+        }
     }
 }

@@ -42,9 +42,11 @@ pub struct HostView {
 /// One path rule of a virtual host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PathView {
-    /// The path (a `Prefix` path in its normal form, without trailing slash).
+    /// The path (a `Prefix` path in its normal form, without trailing slash; a `Regex` path
+    /// as written).
     pub path: String,
-    /// `Exact` or `Prefix` (`ImplementationSpecific` is served as `Prefix`).
+    /// `Exact`, `Prefix` (`ImplementationSpecific` is served as `Prefix`), or `Regex` on a
+    /// host where an Ingress uses `use-regex` or `rewrite-target`.
     pub path_type: &'static str,
     /// Where matching requests go.
     #[serde(flatten)]
@@ -62,6 +64,9 @@ pub struct RouteView {
     pub tls: bool,
     /// Plain-HTTP requests are redirected to HTTPS.
     pub https_redirect: bool,
+    /// The path requests are sent upstream with (`rewrite-target`), when it is rewritten.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewrite_target: Option<String>,
 }
 
 /// A Service port, by name and by parts.
@@ -177,6 +182,7 @@ pub fn routes_view(plane: &DataPlane) -> RoutesView {
             ingress: route.ingress.to_string(),
             tls: route.tls,
             https_redirect: route.https_redirect,
+            rewrite_target: route.policy.rewrite.as_ref().map(ToString::to_string),
         }
     };
     let hosts = table
@@ -192,6 +198,7 @@ pub fn routes_view(plane: &DataPlane) -> RoutesView {
                     path_type: match rule.path {
                         PathMatch::Exact(_) => "Exact",
                         PathMatch::Prefix(_) => "Prefix",
+                        PathMatch::Regex(_) => "Regex",
                     },
                     route: route_view(&rule.target),
                 })

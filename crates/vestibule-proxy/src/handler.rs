@@ -35,6 +35,7 @@ use crate::observe::{ObservedBody, Observers, Pending};
 use crate::plane::{DataPlane, RouteTarget};
 use crate::policy::{self, RequestFacts, add_cors_headers};
 use crate::response::{ResponseBody, local, stamp};
+use crate::rewrite;
 use crate::tls::misdirected;
 use crate::upstream::Pick;
 
@@ -198,12 +199,12 @@ impl Handler {
                 sni: sni.to_string(),
             });
         }
-        let target = {
+        let (target, rewritten) = {
             let table = self.plane.table();
-            let selected = table.route(host_text, &path);
-            selected.map(|selected| selected.target().clone())
-        }
-        .ok_or(ProxyError::NoRoute)?;
+            let selected = table.route(host_text, &path).ok_or(ProxyError::NoRoute)?;
+            let rewritten = rewrite::rewritten_path(&selected, &path);
+            (selected.target().clone(), rewritten)
+        };
         exchange.route = Some(target.labels.clone());
         let policy = &target.route.policy;
         if let Some(denied) = &policy.denied {
@@ -279,8 +280,9 @@ impl Handler {
         let route_key = client_upgrade
             .is_some()
             .then(|| (host_text.to_owned(), path_and_query.path().to_owned()));
+        let upstream_target = rewrite::upstream_target(rewritten, &path_and_query)?;
         let asked = Instant::now();
-        let forwarded = self.forward(&target, &parts, path_and_query, body, retryable);
+        let forwarded = self.forward(&target, &parts, upstream_target, body, retryable);
         let (mut response, endpoint) = for_backend(target.upstream.id().clone(), forwarded).await?;
         exchange.upstream_time = Some(asked.elapsed().as_secs_f64());
         exchange.upstream_status = Some(response.status().as_u16());

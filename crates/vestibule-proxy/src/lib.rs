@@ -23,6 +23,7 @@ mod otlp;
 mod plane;
 mod policy;
 mod response;
+mod rewrite;
 mod send_timeout;
 mod tls;
 mod upstream;

@@ -10,6 +10,8 @@ mod host_map;
 mod normalize;
 mod path;
 mod policy;
+mod regex_path;
+mod rewrite;
 mod table;
 
 pub use backend::{BackendId, Endpoint, IngressRef, Route, ServicePortRef};
@@ -21,4 +23,6 @@ pub use policy::{
     BasicAuth, BodyLimit, Cors, IpRange, Limits, OriginPattern, Redirect, RequestValue,
     RoutePolicy, SourceFilter, Template, TemplatePart,
 };
+pub use regex_path::{InvalidRegex, PathRegex};
+pub use rewrite::{RewritePart, RewriteTarget};
 pub use table::{PathRule, RouteTable, RouteTableBuilder, Selected, VirtualHost};

@@ -4,9 +4,12 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
+use crate::regex_path::{InvalidRegex, PathRegex};
+
 /// Which request paths a route answers.
 ///
-/// The order is precedence: the longest path first and, at equal length, `Exact` before `Prefix`.
+/// The order is precedence: the longest path first and, at equal length, `Exact` before `Prefix`;
+/// then every `Regex`, in ingress-nginx's order (see [`PathRegex`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PathMatch {
     /// The path exactly, case-sensitive.
@@ -14,6 +17,9 @@ pub enum PathMatch {
     /// Every path whose `/`-separated elements start with these elements. Stored normalised by
     /// [`normalize_prefix`]: `/` or elements joined by `/` with no trailing slash.
     Prefix(String),
+    /// Every path a regular expression matches from its start, case-insensitively: the paths
+    /// of a host on which an Ingress uses `use-regex` or `rewrite-target`.
+    Regex(PathRegex),
 }
 
 impl PathMatch {
@@ -27,6 +33,11 @@ impl PathMatch {
         Self::Prefix(normalize_prefix(path).into_owned())
     }
 
+    /// A `Regex` rule for `pattern`, if it compiles within the size limit.
+    pub fn regex(pattern: &str) -> Result<Self, InvalidRegex> {
+        PathRegex::new(pattern).map(Self::Regex)
+    }
+
     /// Whether a request path (without its query) matches.
     pub fn matches(&self, path: &str) -> bool {
         match self {
@@ -36,6 +47,7 @@ impl PathMatch {
                 let mut given = elements(path);
                 wanted.all(|element| given.next() == Some(element))
             }
+            Self::Regex(regex) => regex.is_match(path),
         }
     }
 
@@ -43,6 +55,7 @@ impl PathMatch {
     pub fn as_str(&self) -> &str {
         match self {
             Self::Exact(path) | Self::Prefix(path) => path,
+            Self::Regex(regex) => regex.as_str(),
         }
     }
 
@@ -50,12 +63,19 @@ impl PathMatch {
         match self {
             Self::Exact(_) => 0,
             Self::Prefix(_) => 1,
+            Self::Regex(_) => 2,
         }
     }
 }
 
 impl Ord for PathMatch {
     fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Self::Regex(a), Self::Regex(b)) => return a.precedence(b),
+            (Self::Regex(_), _) => return Ordering::Greater,
+            (_, Self::Regex(_)) => return Ordering::Less,
+            _ => {}
+        }
         other
             .as_str()
             .len()
@@ -76,6 +96,7 @@ impl fmt::Display for PathMatch {
         match self {
             Self::Exact(path) => write!(f, "{path} (Exact)"),
             Self::Prefix(path) => write!(f, "{path} (Prefix)"),
+            Self::Regex(regex) => write!(f, "{} (Regex)", regex.as_str()),
         }
     }
 }
@@ -156,5 +177,27 @@ mod tests {
                 PathMatch::prefix("/"),
             ]
         );
+    }
+
+    #[test]
+    fn regex_paths_come_after_exact_and_prefix_paths() {
+        let regex = |pattern| PathMatch::regex(pattern).expect("valid");
+        let mut paths = vec![
+            regex("/a"),
+            PathMatch::prefix("/"),
+            regex("/foo/bar/(.+)"),
+            PathMatch::exact("/x"),
+        ];
+        paths.sort();
+        assert_eq!(
+            paths,
+            vec![
+                PathMatch::exact("/x"),
+                PathMatch::prefix("/"),
+                regex("/foo/bar/(.+)"),
+                regex("/a"),
+            ]
+        );
+        assert_eq!(regex("/a(b)?").to_string(), "/a(b)? (Regex)");
     }
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use vestibule_htpasswd::Credentials;
 
+use crate::rewrite::RewriteTarget;
+
 /// What an Ingress's annotations change about how its routes are served. The default changes
 /// nothing: the listener's settings apply.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -34,6 +36,8 @@ pub struct RoutePolicy {
     pub upstream_host: Option<String>,
     /// The `X-Forwarded-Prefix` sent to the backend (`x-forwarded-prefix`).
     pub forwarded_prefix: Option<String>,
+    /// The path requests are sent upstream with (`rewrite-target`).
+    pub rewrite: Option<RewriteTarget>,
 }
 
 /// HTTP basic authentication for a route.

@@ -16,12 +16,16 @@ pub struct PathRule<T> {
 }
 
 /// The rules for one host pattern, kept in precedence order and indexed for lookup.
+///
+/// `Exact` and `Prefix` rules are found through indexes; the `Regex` rules, which come last in
+/// precedence order, are tried one by one when no other rule matched.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VirtualHost<T> {
     host: HostMatch,
     rules: Vec<PathRule<T>>,
     exact: HashMap<String, usize>,
     prefix: HashMap<String, usize>,
+    first_regex: usize,
 }
 
 impl<T> VirtualHost<T> {
@@ -29,17 +33,24 @@ impl<T> VirtualHost<T> {
         rules.sort_by(|a, b| a.path.cmp(&b.path));
         let mut exact = HashMap::new();
         let mut prefix = HashMap::new();
+        let mut first_regex = rules.len();
         for (index, rule) in rules.iter().enumerate() {
             match &rule.path {
-                PathMatch::Exact(path) => exact.insert(path.clone(), index),
-                PathMatch::Prefix(path) => prefix.insert(path.clone(), index),
-            };
+                PathMatch::Exact(path) => {
+                    exact.insert(path.clone(), index);
+                }
+                PathMatch::Prefix(path) => {
+                    prefix.insert(path.clone(), index);
+                }
+                PathMatch::Regex(_) => first_regex = first_regex.min(index),
+            }
         }
         Self {
             host,
             rules,
             exact,
             prefix,
+            first_regex,
         }
     }
 
@@ -54,7 +65,7 @@ impl<T> VirtualHost<T> {
     }
 
     /// The rule a request path (without query) selects: the first in precedence order that
-    /// matches, found through the indexes rather than by scanning.
+    /// matches, found through the indexes rather than by scanning (except for `Regex` rules).
     pub fn route(&self, path: &str) -> Option<&PathRule<T>> {
         if let Some(&index) = self.exact.get(path) {
             return Some(&self.rules[index]);
@@ -63,6 +74,12 @@ impl<T> VirtualHost<T> {
         candidate_prefixes(&normal)
             .find_map(|candidate| self.prefix.get(candidate))
             .map(|&index| &self.rules[index])
+            .or_else(|| {
+                self.rules
+                    .get(self.first_regex..)?
+                    .iter()
+                    .find(|rule| rule.path.matches(path))
+            })
     }
 
     fn map<U>(&self, f: &mut impl FnMut(&T) -> U) -> VirtualHost<U> {
@@ -78,6 +95,7 @@ impl<T> VirtualHost<T> {
                 .collect(),
             exact: self.exact.clone(),
             prefix: self.prefix.clone(),
+            first_regex: self.first_regex,
         }
     }
 }
@@ -370,6 +388,67 @@ mod tests {
             "/x/y", "/x/y/z/w", "/b",
         ];
         for request in requests {
+            let scanned = vhost.rules().iter().find(|rule| rule.path.matches(request));
+            assert_eq!(vhost.route(request), scanned, "request {request}");
+        }
+    }
+
+    /// The ingress-nginx "Path Priority" example: on a host in regex mode, locations are tried
+    /// longest first; `Exact` paths are still looked up first.
+    #[test]
+    fn regex_rules_are_tried_longest_first_after_exact_rules() {
+        let regex = |pattern| PathMatch::regex(pattern).expect("valid");
+        let table = table(&[
+            ("test.com", regex("/foo/bar"), "service1"),
+            ("test.com", regex("/foo/bar/"), "service2"),
+            ("test.com", regex("/foo/bar/(.+)"), "service3"),
+            ("test.com", PathMatch::exact("/foo/bar/exact"), "exact"),
+            ("test.com", regex("/"), "root"),
+        ]);
+        assert_eq!(route(&table, "test.com", "/foo/bar/1"), Some("service3"));
+        assert_eq!(route(&table, "test.com", "/foo/bar/"), Some("service2"));
+        assert_eq!(route(&table, "test.com", "/foo/bar"), Some("service1"));
+        assert_eq!(route(&table, "test.com", "/FOO/Bar"), Some("service1"));
+        assert_eq!(route(&table, "test.com", "/foo/barn"), Some("service1"));
+        assert_eq!(route(&table, "test.com", "/foo/bar/exact"), Some("exact"));
+        assert_eq!(
+            route(&table, "test.com", "/foo/bar/EXACT"),
+            Some("service3")
+        );
+        assert_eq!(route(&table, "test.com", "/other"), Some("root"));
+    }
+
+    /// The "Warning" example of the ingress-nginx docs: the longer regex wins over the path a
+    /// request names exactly.
+    #[test]
+    fn first_matching_regex_wins_over_a_literal_match() {
+        let regex = |pattern| PathMatch::regex(pattern).expect("valid");
+        let table = table(&[
+            ("test.com", regex("/foo/bar/bar"), "literal"),
+            ("test.com", regex("/foo/bar/[A-Z0-9]{3}"), "pattern"),
+        ]);
+        assert_eq!(route(&table, "test.com", "/foo/bar/bar"), Some("pattern"));
+        assert_eq!(route(&table, "test.com", "/foo/bar/b-r"), None);
+    }
+
+    #[test]
+    fn regex_rules_agree_with_precedence_order() {
+        let paths = [
+            PathMatch::exact("/a"),
+            PathMatch::prefix("/b"),
+            PathMatch::regex("/a.*").expect("valid"),
+            PathMatch::regex("/b/(x|y)").expect("valid"),
+            PathMatch::regex("/").expect("valid"),
+        ];
+        let mut builder = RouteTableBuilder::default();
+        for path in &paths {
+            builder
+                .add_rule(HostMatch::Any, path.clone(), path.clone())
+                .expect("no conflict");
+        }
+        let table = builder.build();
+        let vhost = table.virtual_host("h").expect("hostless vhost");
+        for request in ["/", "/a", "/A", "/ab", "/b", "/b/x", "/B/x", "/c", "/a/b"] {
             let scanned = vhost.rules().iter().find(|rule| rule.path.matches(request));
             assert_eq!(vhost.route(request), scanned, "request {request}");
         }

@@ -8,6 +8,7 @@
 mod annotations;
 mod backends;
 mod class;
+mod regex_paths;
 mod rules;
 mod tls;
 mod warning;

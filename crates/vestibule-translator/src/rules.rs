@@ -1,6 +1,6 @@
 //! Ingress rules and default backends into a routing table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
@@ -13,6 +13,7 @@ use vestibule_resources::Snapshot;
 
 use crate::Options;
 use crate::annotations::{IngressSettings, settings_of};
+use crate::regex_paths::{regex_hosts, rule_policy};
 use crate::tls::Tls;
 use crate::warning::{Warning, WarningReason};
 
@@ -38,8 +39,21 @@ pub(crate) fn build_table(
 ) -> (RouteTable<Route>, References) {
     let mut builder = RouteTableBuilder::default();
     let mut references = References::new();
-    for ingress in ingresses {
-        let settings = settings_of(ingress, snapshot, warnings);
+    let read: Vec<(IngressSettings, Vec<Warning>)> = ingresses
+        .iter()
+        .map(|ingress| {
+            let mut found = Vec::new();
+            (settings_of(ingress, snapshot, &mut found), found)
+        })
+        .collect();
+    let regex_hosts = regex_hosts(
+        ingresses
+            .iter()
+            .map(AsRef::as_ref)
+            .zip(read.iter().map(|(settings, _)| settings)),
+    );
+    for (ingress, (settings, mut found)) in ingresses.iter().zip(read) {
+        warnings.append(&mut found);
         let mut adder = IngressRules {
             ingress: ingress_ref(ingress),
             settings,
@@ -48,6 +62,7 @@ pub(crate) fn build_table(
             warnings,
             tls,
             options,
+            regex_hosts: &regex_hosts,
         };
         adder.add(ingress);
     }
@@ -62,6 +77,8 @@ struct IngressRules<'a> {
     warnings: &'a mut Vec<Warning>,
     tls: &'a Tls,
     options: &'a Options,
+    /// The hosts whose non-`Exact` paths are regular expressions.
+    regex_hosts: &'a HashSet<HostMatch>,
 }
 
 impl IngressRules<'_> {
@@ -111,7 +128,7 @@ impl IngressRules<'_> {
             let paths = rule.http.as_ref().map(|http| http.paths.as_slice());
             for http_path in paths.unwrap_or_default() {
                 let path_text = http_path.path.as_deref().unwrap_or("/");
-                let Some(path) = self.path_match(path_text, &http_path.path_type) else {
+                let Some(path) = self.path_match(path_text, &http_path.path_type, &host) else {
                     continue;
                 };
                 self.add_path(&host, &path, &http_path.backend);
@@ -126,9 +143,10 @@ impl IngressRules<'_> {
 
     fn add_path(&mut self, host: &HostMatch, path: &PathMatch, backend: &IngressBackend) {
         let place = format!("host {host} path {path}");
-        let Some(route) = self.route_to(backend, host, &place) else {
+        let Some(mut route) = self.route_to(backend, host, &place) else {
             return;
         };
+        route.policy = rule_policy(&route.policy, path);
         let backend = route.backend.clone();
         match self.builder.add_rule(host.clone(), path.clone(), route) {
             Ok(()) => self.reference(backend),
@@ -142,7 +160,7 @@ impl IngressRules<'_> {
         }
     }
 
-    fn path_match(&mut self, path: &str, path_type: &str) -> Option<PathMatch> {
+    fn path_match(&mut self, path: &str, path_type: &str, host: &HostMatch) -> Option<PathMatch> {
         if !path.starts_with('/') {
             let message = format!("path {path:?} must begin with '/'; path ignored");
             self.warn(WarningReason::InvalidRule, message);
@@ -150,6 +168,15 @@ impl IngressRules<'_> {
         }
         match path_type {
             "Exact" => Some(PathMatch::exact(path)),
+            "Prefix" | "ImplementationSpecific" | "" if self.regex_hosts.contains(host) => {
+                match PathMatch::regex(path) {
+                    Ok(regex) => Some(regex),
+                    Err(error) => {
+                        self.warn(WarningReason::InvalidRule, format!("{error}; path ignored"));
+                        None
+                    }
+                }
+            }
             "Prefix" | "ImplementationSpecific" | "" => Some(PathMatch::prefix(path)),
             other => {
                 let message = format!(

@@ -139,7 +139,14 @@ fn render(translation: &Translation, probes: &[(&str, &str)]) -> String {
     }
     for (host, path) in probes {
         let answer = match translation.routes.route(host, path) {
-            Some(Selected::Rule(rule)) => format!("{} via {}", rule.target.backend, rule.path),
+            Some(Selected::Rule(rule)) => {
+                let mut answer = format!("{} via {}", rule.target.backend, rule.path);
+                if let Some(rewrite) = &rule.target.policy.rewrite {
+                    let upstream = rewrite.rewrite(&rule.path, path);
+                    write!(answer, ", upstream path {upstream}").unwrap();
+                }
+                answer
+            }
             Some(Selected::DefaultBackend(route)) => format!("{} via default", route.backend),
             None => "404".to_owned(),
         };

@@ -40,9 +40,7 @@ pub(crate) fn known(name: &str) -> Option<Known> {
             Ignored("HTTPS redirects always keep the path exactly as requested")
         }
         "connection-proxy-header" => Ignored("hop-by-hop headers are managed by Vestibule"),
-        "rewrite-target"
-        | "use-regex"
-        | "backend-protocol"
+        "backend-protocol"
         | "canary"
         | "canary-weight"
         | "canary-weight-total"

@@ -7,6 +7,7 @@
 
 mod auth;
 mod catalog;
+mod rewrite;
 mod settings;
 mod values;
 
@@ -39,6 +40,8 @@ pub(crate) struct IngressSettings {
     pub force_ssl_redirect: bool,
     /// `server-alias`: more hosts that get the same rules as each rule's host.
     pub aliases: Vec<HostMatch>,
+    /// `use-regex`: the Ingress's paths are regular expressions.
+    pub use_regex: bool,
 }
 
 /// What Vestibule does with one annotation.

@@ -7,7 +7,7 @@ use vestibule_routing::{Cors, Limits, Redirect, RoutePolicy, SourceFilter};
 use vestibule_resources::Snapshot;
 
 use super::{IngressSettings, Reader};
-use super::{auth, values};
+use super::{auth, rewrite, values};
 
 /// Reads every honoured setting from an Ingress's annotations.
 pub(super) fn read(
@@ -30,6 +30,7 @@ pub(super) fn read(
         limits: limits(reader),
         upstream_host: reader.parse("upstream-vhost", values::host_header),
         forwarded_prefix: reader.parse("x-forwarded-prefix", values::path),
+        rewrite: reader.parse("rewrite-target", rewrite::target),
     };
     IngressSettings {
         policy: Arc::new(policy),
@@ -40,6 +41,7 @@ pub(super) fn read(
         aliases: reader
             .parse("server-alias", values::hosts)
             .unwrap_or_default(),
+        use_regex: reader.parse("use-regex", values::boolean).unwrap_or(false),
     }
 }
 

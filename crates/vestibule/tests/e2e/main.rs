@@ -2,6 +2,7 @@
 //! HTTP/1.1, HTTP/2 and WebSocket clients.
 
 mod annotations;
+mod annotations_rewrite;
 mod bad_input;
 mod check;
 mod cluster;
