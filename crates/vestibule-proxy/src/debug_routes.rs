@@ -62,6 +62,9 @@ pub struct RouteView {
     pub tls: bool,
     /// Plain-HTTP requests are redirected to HTTPS.
     pub https_redirect: bool,
+    /// The canary Service port some requests go to instead; absent without a canary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<BackendRef>,
 }
 
 /// A Service port, by name and by parts.
@@ -171,12 +174,21 @@ pub fn routes_view(plane: &DataPlane) -> RoutesView {
         upstreams
             .entry(target.route.backend.clone())
             .or_insert_with(|| target.upstream.clone());
+        if let Some(canary) = &target.canary {
+            upstreams
+                .entry(BackendId::clone(canary.upstream.id()))
+                .or_insert_with(|| canary.upstream.clone());
+        }
         let route = &target.route;
         RouteView {
             backend: backend_ref(&route.backend),
             ingress: route.ingress.to_string(),
             tls: route.tls,
             https_redirect: route.https_redirect,
+            canary: route
+                .canary
+                .as_ref()
+                .map(|canary| backend_ref(&canary.backend)),
         }
     };
     let hosts = table
@@ -319,6 +331,7 @@ mod tests {
             tls,
             https_redirect: tls,
             policy: Default::default(),
+            canary: None,
         }
     }
 

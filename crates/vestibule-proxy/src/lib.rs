@@ -7,6 +7,7 @@ mod access_log;
 mod admin;
 mod balancer;
 mod body;
+mod canary;
 mod clients;
 mod debug_routes;
 mod error;
@@ -28,6 +29,7 @@ pub use access_log::{AccessLog, AccessLogFormat};
 pub use admin::{Health, serve_admin};
 pub use balancer::{Balancer, RoundRobin};
 pub use body::BodyTooLarge;
+pub use canary::CanaryTarget;
 pub use debug_routes::{
     BackendRef, BackendView, CertificateView, EndpointState, EndpointView, HostView, PathView,
     PortView, RouteView, RoutesView, TlsHostView, TlsView, routes_view,

@@ -11,6 +11,7 @@ use vestibule_routing::{
 
 use crate::Options;
 use crate::annotations::{IngressSettings, settings_of};
+use crate::canary;
 use crate::tls::Tls;
 use crate::warning::{Warning, WarningReason};
 
@@ -35,20 +36,55 @@ pub(crate) fn build_table(
 ) -> (RouteTable<Route>, References) {
     let mut builder = RouteTableBuilder::default();
     let mut references = References::new();
+    let mut canaries = Vec::new();
     for ingress in ingresses {
         let settings = settings_of(ingress, warnings);
-        let mut adder = IngressRules {
-            ingress: ingress_ref(ingress),
+        if let Some(rule) = settings.canary.clone() {
+            canaries.push((ingress.clone(), rule));
+            continue;
+        }
+        add_ingress(
+            ingress,
             settings,
-            builder: &mut builder,
-            references: &mut references,
-            warnings,
+            &mut builder,
+            &mut references,
             tls,
             options,
-        };
-        adder.add(ingress);
+            warnings,
+        );
     }
+    canary::attach(
+        &canaries,
+        &mut builder,
+        &mut references,
+        tls,
+        options,
+        warnings,
+    );
     (builder.build(), references)
+}
+
+/// Adds the rules and default backend of one Ingress to `builder`, recording the backends they
+/// refer to in `references`.
+pub(crate) fn add_ingress(
+    ingress: &Ingress,
+    settings: IngressSettings,
+    builder: &mut RouteTableBuilder<Route>,
+    references: &mut References,
+    tls: &Tls,
+    options: &Options,
+    warnings: &mut Vec<Warning>,
+) {
+    let mut adder = IngressRules {
+        ingress: ingress_ref(ingress),
+        settings,
+        builder,
+        references,
+        warnings,
+        tls,
+        options,
+    };
+    adder.add(ingress);
 }
 
 struct IngressRules<'a> {
@@ -218,6 +254,7 @@ impl IngressRules<'_> {
             tls,
             https_redirect: (tls && ssl_redirect) || self.settings.force_ssl_redirect,
             policy: self.settings.policy.clone(),
+            canary: None,
         })
     }
 }

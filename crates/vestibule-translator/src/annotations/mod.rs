@@ -5,6 +5,7 @@
 //! left at its default; the Ingress's other settings still apply. `*-snippet` annotations carry
 //! proxy configuration text and are always refused.
 
+mod canary;
 mod catalog;
 mod settings;
 mod values;
@@ -14,7 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::Ingress;
-use vestibule_routing::{HostMatch, RoutePolicy};
+use vestibule_routing::{CanaryRule, HostMatch, RoutePolicy};
 
 use crate::rules::ingress_ref;
 use crate::warning::{Warning, WarningReason};
@@ -37,6 +38,8 @@ pub(crate) struct IngressSettings {
     pub force_ssl_redirect: bool,
     /// `server-alias`: more hosts that get the same rules as each rule's host.
     pub aliases: Vec<HostMatch>,
+    /// `canary`: the Ingress is a canary with this rule, and its other settings are ignored.
+    pub canary: Option<CanaryRule>,
 }
 
 /// What Vestibule does with one annotation.
@@ -135,14 +138,22 @@ fn read(ingress: &Ingress) -> (IngressSettings, Vec<AnnotationVerdict>) {
         annotations,
         verdicts: BTreeMap::new(),
     };
-    let settings = settings::read(&mut reader);
+    let canary = canary::read(&mut reader);
+    let mut settings = match canary {
+        Some(_) => IngressSettings::default(),
+        None => settings::read(&mut reader),
+    };
+    let is_canary = canary.is_some();
+    settings.canary = canary;
     let mut verdicts = reader.verdicts;
     for key in annotations.keys() {
         let Some(name) = unprefixed(key) else {
             continue;
         };
         verdicts.entry(key.as_str()).or_insert_with(|| {
-            if name.ends_with("-snippet") {
+            if let Some(verdict) = is_canary.then(|| canary::verdict_on_canary(name)).flatten() {
+                verdict
+            } else if name.ends_with("-snippet") {
                 Verdict::Refused
             } else {
                 match catalog::known(name) {

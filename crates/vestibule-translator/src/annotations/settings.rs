@@ -27,6 +27,7 @@ pub(super) fn read(reader: &mut Reader<'_>) -> IngressSettings {
         aliases: reader
             .parse("server-alias", values::hosts)
             .unwrap_or_default(),
+        canary: None,
     }
 }
 
