@@ -3,6 +3,7 @@
 
 mod annotations;
 mod bad_input;
+mod canary;
 mod cluster;
 mod debug_routes;
 mod http2_abuse;
