@@ -137,6 +137,22 @@ async fn canaries_take_requests_by_header_cookie_and_weight() {
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
+
+    let routes = get(&format!("http://{}/debug/routes", v.admin), &[])
+        .await
+        .expect("routes")
+        .json();
+    let hosts = routes["hosts"].as_array().expect("hosts");
+    assert!(hosts.iter().all(|host| {
+        host["paths"][0]["backend"]["service"] == "main"
+            && host["paths"][0]["canary"]["service"] == "canary"
+    }));
+    let backends = routes["backends"].as_array().expect("backends");
+    assert!(
+        backends
+            .iter()
+            .any(|backend| backend["service"] == "canary")
+    );
 }
 
 #[tokio::test]
