@@ -309,10 +309,11 @@ impl Handler {
         Ok(response.map(Either::Left))
     }
 
-    /// Sends the request to an endpoint of `upstream`, the target's backend or its canary. A request without a body is
-    /// retried on another endpoint when the connection failed, or, for idempotent methods, when
-    /// the endpoint failed before answering: up to the route's `proxy-next-upstream-tries`
-    /// attempts in all (two by default; zero means once per endpoint).
+    /// Sends the request to an endpoint of `upstream`, the target's backend or its canary. A
+    /// request without a body is retried on another endpoint when the connection failed, or, for
+    /// idempotent methods, when the endpoint failed before answering: up to the route's
+    /// `proxy-next-upstream-tries` attempts in all (two by default; zero means once per
+    /// endpoint).
     async fn forward(
         &self,
         target: &RouteTarget,
