@@ -67,6 +67,9 @@ pub struct RouteView {
     /// The path requests are sent upstream with (`rewrite-target`), when it is rewritten.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rewrite_target: Option<String>,
+    /// The canary Service port some requests go to instead; absent without a canary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<BackendRef>,
 }
 
 /// A Service port, by name and by parts.
@@ -176,6 +179,11 @@ pub fn routes_view(plane: &DataPlane) -> RoutesView {
         upstreams
             .entry(target.route.backend.clone())
             .or_insert_with(|| target.upstream.clone());
+        if let Some(canary) = &target.canary {
+            upstreams
+                .entry(BackendId::clone(canary.upstream.id()))
+                .or_insert_with(|| canary.upstream.clone());
+        }
         let route = &target.route;
         RouteView {
             backend: backend_ref(&route.backend),
@@ -183,6 +191,10 @@ pub fn routes_view(plane: &DataPlane) -> RoutesView {
             tls: route.tls,
             https_redirect: route.https_redirect,
             rewrite_target: route.policy.rewrite.as_ref().map(ToString::to_string),
+            canary: route
+                .canary
+                .as_ref()
+                .map(|canary| backend_ref(&canary.backend)),
         }
     };
     let hosts = table
@@ -326,6 +338,7 @@ mod tests {
             tls,
             https_redirect: tls,
             policy: Default::default(),
+            canary: None,
         }
     }
 

@@ -37,7 +37,7 @@ use crate::policy::{self, RequestFacts, add_cors_headers};
 use crate::response::{ResponseBody, local, stamp};
 use crate::rewrite;
 use crate::tls::misdirected;
-use crate::upstream::Pick;
+use crate::upstream::{Pick, Upstream};
 
 /// Requests under this path are never redirected to HTTPS, so ACME HTTP-01 challenges (as
 /// cert-manager solves them) keep working.
@@ -205,7 +205,9 @@ impl Handler {
             let rewritten = rewrite::rewritten_path(&selected, &path);
             (selected.target().clone(), rewritten)
         };
-        exchange.route = Some(target.labels.clone());
+        let (upstream, labels) = target.choose(request.headers());
+        let upstream = upstream.clone();
+        exchange.route = Some(labels.clone());
         let policy = &target.route.policy;
         if let Some(denied) = &policy.denied {
             return Err(ProxyError::RouteDenied(denied.clone()));
@@ -282,8 +284,8 @@ impl Handler {
             .then(|| (host_text.to_owned(), path_and_query.path().to_owned()));
         let upstream_target = rewrite::upstream_target(rewritten, &path_and_query)?;
         let asked = Instant::now();
-        let forwarded = self.forward(&target, &parts, upstream_target, body, retryable);
-        let (mut response, endpoint) = for_backend(target.upstream.id().clone(), forwarded).await?;
+        let forwarded = self.forward(&target, &upstream, &parts, upstream_target, body, retryable);
+        let (mut response, endpoint) = for_backend(upstream.id().clone(), forwarded).await?;
         exchange.upstream_time = Some(asked.elapsed().as_secs_f64());
         exchange.upstream_status = Some(response.status().as_u16());
         exchange.upstream_addr = Some(endpoint.clone());
@@ -293,7 +295,7 @@ impl Handler {
         {
             let tunnel = Tunnel {
                 plane: self.plane.clone(),
-                target: target.clone(),
+                upstream: upstream.clone(),
                 route_key,
                 endpoint,
             };
@@ -302,7 +304,7 @@ impl Handler {
                 match tokio::try_join!(client_upgrade, backend_upgrade) {
                     Ok((client, server)) => tunnel.run(client, server).await,
                     Err(error) => {
-                        tracing::debug!(backend = %tunnel.target.route.backend, %error, "upgrade failed")
+                        tracing::debug!(backend = %tunnel.upstream.id(), %error, "upgrade failed")
                     }
                 }
             });
@@ -327,19 +329,20 @@ impl Handler {
         Ok(response.map(Either::Left))
     }
 
-    /// Sends the request to an endpoint of the target's backend. A request without a body is
-    /// retried on another endpoint when the connection failed, or, for idempotent methods, when
-    /// the endpoint failed before answering: up to the route's `proxy-next-upstream-tries`
-    /// attempts in all (two by default; zero means once per endpoint).
+    /// Sends the request to an endpoint of `upstream`, the target's backend or its canary. A
+    /// request without a body is retried on another endpoint when the connection failed, or, for
+    /// idempotent methods, when the endpoint failed before answering: up to the route's
+    /// `proxy-next-upstream-tries` attempts in all (two by default; zero means once per
+    /// endpoint).
     async fn forward(
         &self,
         target: &RouteTarget,
+        upstream: &Upstream,
         parts: &Parts,
         path_and_query: PathAndQuery,
         body: UpstreamBody,
         retryable: bool,
     ) -> Result<(Response<Incoming>, Authority), ProxyError> {
-        let upstream = &target.upstream;
         let backend = upstream.id();
         let limits = &target.route.policy.limits;
         let client = self.clients.for_limits(limits);
@@ -508,7 +511,7 @@ fn idempotent(method: &Method) -> bool {
 /// survives configuration changes, and ends when its route or its endpoint is removed.
 struct Tunnel {
     plane: Arc<DataPlane>,
-    target: Arc<RouteTarget>,
+    upstream: Arc<Upstream>,
     route_key: (String, String),
     endpoint: Authority,
 }
@@ -526,7 +529,7 @@ impl Tunnel {
             }
             std::future::pending::<()>().await;
         };
-        let backend = &self.target.route.backend;
+        let backend = self.upstream.id();
         tokio::select! {
             copied = tokio::io::copy_bidirectional(&mut client, &mut server) => {
                 if let Err(error) = copied {
@@ -539,16 +542,14 @@ impl Tunnel {
         }
     }
 
-    /// Whether the request that opened the tunnel would still reach the same upstream, and its
-    /// endpoint is still part of it.
+    /// Whether the request that opened the tunnel could still reach the same upstream (the
+    /// route's own or its canary's), and its endpoint is still part of it.
     fn still_routed(&self) -> bool {
         let table = self.plane.table();
         let same_route = table
             .route(&self.route_key.0, &self.route_key.1)
-            .is_some_and(|selected| {
-                Arc::ptr_eq(&selected.target().upstream, &self.target.upstream)
-            });
-        same_route && self.target.upstream.serves(&self.endpoint)
+            .is_some_and(|selected| selected.target().leads_to(&self.upstream));
+        same_route && self.upstream.serves(&self.endpoint)
     }
 }
 

@@ -8,6 +8,7 @@ mod admin;
 mod balancer;
 mod basic_auth;
 mod body;
+mod canary;
 mod clients;
 mod connector;
 mod debug_routes;
@@ -32,6 +33,7 @@ pub use access_log::{AccessLog, AccessLogFormat};
 pub use admin::{Health, serve_admin};
 pub use balancer::{Balancer, RoundRobin};
 pub use body::BodyTooLarge;
+pub use canary::CanaryTarget;
 pub use debug_routes::{
     BackendRef, BackendView, CertificateView, EndpointState, EndpointView, HostView, PathView,
     PortView, RouteView, RoutesView, TlsHostView, TlsView, routes_view,

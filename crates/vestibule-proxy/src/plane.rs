@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use vestibule_routing::{BackendId, Endpoint, Route, RouteTable};
 use vestibule_tls::TlsTable;
 
+use crate::canary::{CanaryTarget, live_canary};
 use crate::metrics::RouteLabels;
 use crate::upstream::Upstream;
 
@@ -20,6 +21,8 @@ pub struct RouteTarget {
     pub upstream: Arc<Upstream>,
     /// The route's metric labels, computed once per table.
     pub labels: RouteLabels,
+    /// The route's canary, which some requests go to instead.
+    pub canary: Option<CanaryTarget>,
 }
 
 /// The routing table the data plane serves from.
@@ -116,15 +119,18 @@ impl DataPlane {
         }
         if registry.routes.as_ref() != Some(routes) {
             let upstreams = &registry.upstreams;
-            let live = routes.map(|route| {
-                let upstream = upstreams
-                    .get(&route.backend)
+            let upstream_of = |id: &BackendId| {
+                upstreams
+                    .get(id)
                     .cloned()
-                    .unwrap_or_else(|| Arc::new(Upstream::new(route.backend.clone(), &[])));
+                    .unwrap_or_else(|| Arc::new(Upstream::new(id.clone(), &[])))
+            };
+            let live = routes.map(|route| {
                 Arc::new(RouteTarget {
                     labels: RouteLabels::of(route),
                     route: route.clone(),
-                    upstream,
+                    upstream: upstream_of(&route.backend),
+                    canary: live_canary(route, upstream_of),
                 })
             });
             self.table.store(Arc::new(live));
@@ -168,6 +174,7 @@ mod tests {
                 tls: false,
                 https_redirect: false,
                 policy: Default::default(),
+                canary: None,
             };
             builder
                 .add_rule(HostMatch::Any, PathMatch::prefix(path), route)

@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::canary::Canary;
 use crate::policy::RoutePolicy;
 
 /// A namespaced Kubernetes object name, e.g. the Ingress a route came from.
@@ -92,4 +93,6 @@ pub struct Route {
     pub https_redirect: bool,
     /// What the Ingress's annotations change about serving the route; shared by its routes.
     pub policy: Arc<RoutePolicy>,
+    /// The canary Ingress's backend that some requests go to instead (`canary`).
+    pub canary: Option<Canary>,
 }

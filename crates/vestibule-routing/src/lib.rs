@@ -5,6 +5,7 @@
 //! Ingress spec, with precedence expressed as [`Ord`] on [`HostMatch`] and [`PathMatch`].
 
 mod backend;
+mod canary;
 mod host;
 mod host_map;
 mod normalize;
@@ -15,6 +16,7 @@ mod rewrite;
 mod table;
 
 pub use backend::{BackendId, Endpoint, IngressRef, Route, ServicePortRef};
+pub use canary::{Canary, CanaryRule, HeaderMatch, HeaderPattern, HeaderRule, Weight};
 pub use host::{HostMatch, InvalidHost, normalize_request_host};
 pub use host_map::HostMap;
 pub use normalize::{InvalidPath, normalize_path};

@@ -219,6 +219,16 @@ impl<T> RouteTableBuilder<T> {
         }
     }
 
+    /// The target already added for exactly this host, path and path type, to amend.
+    pub fn rule_mut(&mut self, host: &HostMatch, path: &PathMatch) -> Option<&mut T> {
+        self.hosts.get_mut(host)?.get_mut(path)
+    }
+
+    /// The default backend set so far, to amend.
+    pub fn default_backend_mut(&mut self) -> Option<&mut T> {
+        self.default_backend.as_mut()
+    }
+
     /// The finished table.
     pub fn build(self) -> RouteTable<T> {
         let mut hosts = HostMap::default();
@@ -360,6 +370,18 @@ mod tests {
             .expect("a different path type is a different rule");
         assert_eq!(builder.set_default_backend("d1"), Ok(()));
         assert_eq!(builder.set_default_backend("d2"), Err(&"d1"));
+        *builder
+            .rule_mut(&HostMatch::Any, &PathMatch::prefix("/a"))
+            .expect("added") = "amended";
+        assert!(
+            builder
+                .rule_mut(&HostMatch::Any, &PathMatch::prefix("/b"))
+                .is_none()
+        );
+        *builder.default_backend_mut().expect("set") = "d3";
+        let table = builder.build();
+        assert_eq!(route(&table, "h", "/a/x"), Some("amended"));
+        assert_eq!(route(&table, "h", "/b"), Some("d3"));
     }
 
     /// The indexed lookup must pick exactly what a scan in `Ord` order picks.

@@ -3,10 +3,11 @@
 //! [`translate`] is a pure function: no I/O, no clock, no panics. It is applied as ordered steps:
 //! select the Ingresses that are ours, order them by age, load the certificates their `spec.tls`
 //! names, read each one's annotations into a route policy and add its rules to a routing table
-//! (first come first kept), then resolve every referenced Service port to its ready endpoints.
+//! (first come first kept), attach canary Ingresses to the routes they share, then resolve every referenced Service port to its ready endpoints.
 
 mod annotations;
 mod backends;
+mod canary;
 mod class;
 mod regex_paths;
 mod rules;

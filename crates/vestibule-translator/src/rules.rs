@@ -13,6 +13,7 @@ use vestibule_resources::Snapshot;
 
 use crate::Options;
 use crate::annotations::{IngressSettings, settings_of};
+use crate::canary;
 use crate::regex_paths::{regex_hosts, rule_policy};
 use crate::tls::Tls;
 use crate::warning::{Warning, WarningReason};
@@ -52,21 +53,62 @@ pub(crate) fn build_table(
             .map(AsRef::as_ref)
             .zip(read.iter().map(|(settings, _)| settings)),
     );
+    let context = Context {
+        tls,
+        options,
+        regex_hosts: &regex_hosts,
+    };
+    let mut canaries = Vec::new();
     for (ingress, (settings, mut found)) in ingresses.iter().zip(read) {
         warnings.append(&mut found);
-        let mut adder = IngressRules {
-            ingress: ingress_ref(ingress),
+        if let Some(rule) = settings.canary.clone() {
+            canaries.push((ingress.clone(), rule));
+            continue;
+        }
+        add_ingress(
+            ingress,
             settings,
-            builder: &mut builder,
-            references: &mut references,
+            &mut builder,
+            &mut references,
+            &context,
             warnings,
-            tls,
-            options,
-            regex_hosts: &regex_hosts,
-        };
-        adder.add(ingress);
+        );
     }
+    canary::attach(&canaries, &mut builder, &mut references, &context, warnings);
     (builder.build(), references)
+}
+
+/// Adds the rules and default backend of one Ingress to `builder`, recording the backends they
+/// refer to in `references`.
+pub(crate) fn add_ingress(
+    ingress: &Ingress,
+    settings: IngressSettings,
+    builder: &mut RouteTableBuilder<Route>,
+    references: &mut References,
+    context: &Context<'_>,
+    warnings: &mut Vec<Warning>,
+) {
+    let mut adder = IngressRules {
+        ingress: ingress_ref(ingress),
+        settings,
+        builder,
+        references,
+        warnings,
+        tls: context.tls,
+        options: context.options,
+        regex_hosts: context.regex_hosts,
+    };
+    adder.add(ingress);
+}
+
+/// What every Ingress's rules are added with.
+pub(crate) struct Context<'a> {
+    /// The TLS hosts and certificates.
+    pub tls: &'a Tls,
+    /// The translation options.
+    pub options: &'a Options,
+    /// The hosts whose non-`Exact` paths are regular expressions.
+    pub regex_hosts: &'a HashSet<HostMatch>,
 }
 
 struct IngressRules<'a> {
@@ -248,6 +290,7 @@ impl IngressRules<'_> {
             tls,
             https_redirect: (tls && ssl_redirect) || self.settings.force_ssl_redirect,
             policy: self.settings.policy.clone(),
+            canary: None,
         })
     }
 }

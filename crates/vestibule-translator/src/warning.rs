@@ -34,6 +34,8 @@ pub enum WarningReason {
     InvalidAnnotation,
     /// An annotation Vestibule does not provide (known from ingress-nginx, or unknown).
     UnsupportedAnnotation,
+    /// A canary Ingress's rule has no main Ingress rule to attach to; it is ignored.
+    UnmatchedCanary,
 }
 
 impl WarningReason {
@@ -53,6 +55,7 @@ impl WarningReason {
             Self::RefusedAnnotation => "RefusedAnnotation",
             Self::InvalidAnnotation => "InvalidAnnotation",
             Self::UnsupportedAnnotation => "UnsupportedAnnotation",
+            Self::UnmatchedCanary => "UnmatchedCanary",
         }
     }
 }

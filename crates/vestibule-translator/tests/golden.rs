@@ -15,7 +15,7 @@ use vestibule_resources::k8s_openapi::ByteString;
 use vestibule_resources::k8s_openapi::api::core::v1::Secret;
 use vestibule_resources::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use vestibule_resources::{ManifestFormat, Object, Snapshot, decode_manifest};
-use vestibule_routing::{RoutePolicy, Selected};
+use vestibule_routing::{Route, RoutePolicy, Selected};
 use vestibule_translator::{Options, SecretName, Translation, translate};
 
 fn options_from(text: &str) -> Options {
@@ -103,10 +103,12 @@ fn render(translation: &Translation, probes: &[(&str, &str)]) -> String {
                 route.ingress
             )
             .unwrap();
+            render_canary(&mut out, route);
         }
     }
     if let Some(route) = translation.routes.default_backend() {
         writeln!(out, "default -> {} (from {})", route.backend, route.ingress).unwrap();
+        render_canary(&mut out, route);
     }
     let mut policies = std::collections::BTreeMap::new();
     for vhost in translation.routes.virtual_hosts() {
@@ -153,6 +155,23 @@ fn render(translation: &Translation, probes: &[(&str, &str)]) -> String {
         writeln!(out, "probe {host} {path} -> {answer}").unwrap();
     }
     out
+}
+
+fn render_canary(out: &mut String, route: &Route) {
+    if let Some(canary) = &route.canary {
+        let rule = &canary.rule;
+        writeln!(
+            out,
+            "  canary -> {} (from {}) header {:?} cookie {:?} weight {}/{}",
+            canary.backend,
+            canary.ingress,
+            rule.header,
+            rule.cookie,
+            rule.weight.weight,
+            rule.weight.total
+        )
+        .unwrap();
+    }
 }
 
 #[test]

@@ -41,13 +41,6 @@ pub(crate) fn known(name: &str) -> Option<Known> {
         }
         "connection-proxy-header" => Ignored("hop-by-hop headers are managed by Vestibule"),
         "backend-protocol"
-        | "canary"
-        | "canary-weight"
-        | "canary-weight-total"
-        | "canary-by-header"
-        | "canary-by-header-value"
-        | "canary-by-header-pattern"
-        | "canary-by-cookie"
         | "affinity"
         | "affinity-mode"
         | "affinity-canary-behavior"

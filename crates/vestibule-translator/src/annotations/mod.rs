@@ -6,6 +6,7 @@
 //! proxy configuration text and are always refused.
 
 mod auth;
+mod canary;
 mod catalog;
 mod rewrite;
 mod settings;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::Ingress;
 use vestibule_resources::Snapshot;
-use vestibule_routing::{HostMatch, RoutePolicy};
+use vestibule_routing::{CanaryRule, HostMatch, RoutePolicy};
 
 use crate::rules::ingress_ref;
 use crate::warning::{Warning, WarningReason};
@@ -42,6 +43,8 @@ pub(crate) struct IngressSettings {
     pub aliases: Vec<HostMatch>,
     /// `use-regex`: the Ingress's paths are regular expressions.
     pub use_regex: bool,
+    /// `canary`: the Ingress is a canary with this rule, and its other settings are ignored.
+    pub canary: Option<CanaryRule>,
 }
 
 /// What Vestibule does with one annotation.
@@ -176,7 +179,13 @@ fn read(ingress: &Ingress, snapshot: &Snapshot) -> Read {
         problems: Vec::new(),
     };
     let namespace = ingress.metadata.namespace.as_deref().unwrap_or_default();
-    let settings = settings::read(&mut reader, snapshot, namespace);
+    let canary = canary::read(&mut reader);
+    let mut settings = match canary {
+        Some(_) => IngressSettings::default(),
+        None => settings::read(&mut reader, snapshot, namespace),
+    };
+    let is_canary = canary.is_some();
+    settings.canary = canary;
     let problems = reader.problems;
     let mut verdicts = reader.verdicts;
     for key in annotations.keys() {
@@ -184,7 +193,9 @@ fn read(ingress: &Ingress, snapshot: &Snapshot) -> Read {
             continue;
         };
         verdicts.entry(key.as_str()).or_insert_with(|| {
-            if name.ends_with("-snippet") {
+            if let Some(verdict) = is_canary.then(|| canary::verdict_on_canary(name)).flatten() {
+                verdict
+            } else if name.ends_with("-snippet") {
                 Verdict::Refused
             } else {
                 match catalog::known(name) {

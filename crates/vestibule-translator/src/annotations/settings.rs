@@ -42,6 +42,7 @@ pub(super) fn read(
             .parse("server-alias", values::hosts)
             .unwrap_or_default(),
         use_regex: reader.parse("use-regex", values::boolean).unwrap_or(false),
+        canary: None,
     }
 }
 

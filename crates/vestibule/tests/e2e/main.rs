@@ -4,6 +4,7 @@
 mod annotations;
 mod annotations_rewrite;
 mod bad_input;
+mod canary;
 mod check;
 mod cluster;
 mod debug_routes;
