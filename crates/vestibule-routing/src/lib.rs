@@ -18,7 +18,7 @@ pub use host_map::HostMap;
 pub use normalize::{InvalidPath, normalize_path};
 pub use path::{PathMatch, normalize_prefix};
 pub use policy::{
-    BodyLimit, Cors, IpRange, Limits, OriginPattern, Redirect, RequestValue, RoutePolicy,
-    SourceFilter, Template, TemplatePart,
+    BackendProtocol, BodyLimit, Cors, IpRange, Limits, OriginPattern, Redirect, RequestValue,
+    RoutePolicy, SourceFilter, Template, TemplatePart,
 };
 pub use table::{PathRule, RouteTable, RouteTableBuilder, Selected, VirtualHost};

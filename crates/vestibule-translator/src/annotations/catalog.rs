@@ -28,7 +28,9 @@ pub(crate) fn known(name: &str) -> Option<Known> {
         | "proxy-busy-buffers-size"
         | "proxy-max-temp-file-size"
         | "client-body-buffer-size" => Ignored(STREAMS),
-        "proxy-http-version" => Ignored("Vestibule speaks HTTP/1.1 to HTTP backends"),
+        "proxy-http-version" => {
+            Ignored("Vestibule speaks HTTP/1.1 to HTTP backends and HTTP/2 to gRPC ones")
+        }
         "enable-access-log" | "enable-rewrite-log" => {
             Ignored("access logging is configured per controller (--access-log)")
         }
@@ -42,7 +44,6 @@ pub(crate) fn known(name: &str) -> Option<Known> {
         "connection-proxy-header" => Ignored("hop-by-hop headers are managed by Vestibule"),
         "rewrite-target"
         | "use-regex"
-        | "backend-protocol"
         | "canary"
         | "canary-weight"
         | "canary-weight-total"

@@ -6,6 +6,7 @@
 //! proxy configuration text and are always refused.
 
 mod catalog;
+mod protocol;
 mod settings;
 mod values;
 
