@@ -15,9 +15,10 @@ use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use http_body_util::Either;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
-use vestibule_routing::{BodyLimit, RoutePolicy, normalize_path, normalize_request_host};
+use vestibule_routing::{
+    BackendProtocol, BodyLimit, RoutePolicy, normalize_path, normalize_request_host,
+};
 
 use crate::access_log::AccessRecord;
 use crate::body::UpstreamBody;
@@ -27,15 +28,16 @@ use crate::forward::{
     Origin, Scheme, X_REQUEST_ID, add_forwarding_headers, propagate_trace, requested_upgrade,
     strip_hop_by_hop,
 };
+use crate::grpc;
 use crate::listener::ProxySettings;
 use crate::metrics::RouteLabels;
 use crate::observe::{ObservedBody, Observers, Pending};
 use crate::plane::{DataPlane, RouteTarget};
 use crate::policy::{self, RequestFacts, add_cors_headers};
 use crate::response::{ResponseBody, local, stamp};
-use crate::send_timeout::SendTimeoutConnector;
 use crate::tls::misdirected;
 use crate::upstream::Pick;
+use crate::upstream_client::UpstreamClient;
 
 /// Requests under this path are never redirected to HTTPS, so ACME HTTP-01 challenges (as
 /// cert-manager solves them) keep working.
@@ -46,9 +48,6 @@ const DEFAULT_TRIES: usize = 2;
 
 /// The path prefix a route's backend is published under (`x-forwarded-prefix`).
 static X_FORWARDED_PREFIX: http::HeaderName = http::HeaderName::from_static("x-forwarded-prefix");
-
-/// The client that carries requests to backends, pooling keep-alive connections per endpoint.
-pub(crate) type UpstreamClient = Client<SendTimeoutConnector, UpstreamBody>;
 
 /// What every request on one listener shares.
 pub(crate) struct Handler {
@@ -68,6 +67,8 @@ struct Exchange {
     request_id: Option<HeaderValue>,
     trace_id: Option<String>,
     bytes_in: Option<Arc<AtomicU64>>,
+    /// A gRPC call to a gRPC backend: the proxy's own failures are answered in gRPC.
+    grpc: bool,
 }
 
 impl Handler {
@@ -158,7 +159,11 @@ impl Handler {
                         tracing::warn!(%method, %uri, %error, status = error.status().as_u16(), "request failed")
                     }
                 }
-                let mut response = local(error.status());
+                let mut response = if exchange.grpc {
+                    grpc::failure(error.status())
+                } else {
+                    local(error.status())
+                };
                 if error.closes_connection() {
                     response
                         .headers_mut()
@@ -197,6 +202,8 @@ impl Handler {
         .ok_or(ProxyError::NoRoute)?;
         exchange.route = Some(target.labels.clone());
         let policy = &target.route.policy;
+        let protocol = policy.protocol.for_request(origin.scheme == Scheme::Https);
+        exchange.grpc = protocol.is_grpc() && grpc::is_call(request.headers());
         let facts = RequestFacts {
             scheme: origin.scheme,
             host: &normalize_request_host(host_text),
@@ -247,8 +254,11 @@ impl Handler {
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
         let retryable = body.is_end_stream();
-        parts.version = Version::HTTP_11;
+        let trailers = protocol.is_grpc() && grpc::accepts_trailers(&parts.headers);
         strip_hop_by_hop(&mut parts.headers, upgrade);
+        if trailers {
+            grpc::ask_for_trailers(&mut parts.headers);
+        }
         add_forwarding_headers(&mut parts.headers, &host, origin);
         apply_upstream_headers(policy, &mut parts.headers);
         exchange.trace_id = Some(propagate_trace(&mut parts.headers));
@@ -262,7 +272,7 @@ impl Handler {
             .then(|| (host_text.to_owned(), path_and_query.path().to_owned()));
         let asked = Instant::now();
         let (mut response, endpoint) = self
-            .forward(&target, &parts, path_and_query, body, retryable)
+            .forward(&target, protocol, &parts, path_and_query, body, retryable)
             .await?;
         exchange.upstream_time = Some(asked.elapsed().as_secs_f64());
         exchange.upstream_status = Some(response.status().as_u16());
@@ -314,6 +324,7 @@ impl Handler {
     async fn forward(
         &self,
         target: &RouteTarget,
+        protocol: BackendProtocol,
         parts: &Parts,
         path_and_query: PathAndQuery,
         body: UpstreamBody,
@@ -322,7 +333,7 @@ impl Handler {
         let upstream = &target.upstream;
         let backend = upstream.id();
         let limits = &target.route.policy.limits;
-        let client = self.clients.for_limits(limits);
+        let client = self.clients.get(protocol, limits);
         let read_timeout = limits
             .read_timeout
             .unwrap_or(self.settings.upstream_read_timeout);
@@ -373,14 +384,14 @@ impl Handler {
         body: UpstreamBody,
     ) -> Result<Response<Incoming>, Attempt> {
         let uri = Uri::builder()
-            .scheme(http::uri::Scheme::HTTP)
+            .scheme(client.scheme())
             .authority(pick.authority().clone())
             .path_and_query(path_and_query.clone())
             .build()
             .map_err(|error| Attempt::Invalid(error.into()))?;
         let mut request = Request::new(body);
         *request.method_mut() = parts.method.clone();
-        *request.version_mut() = parts.version;
+        *request.version_mut() = client.version();
         *request.headers_mut() = parts.headers.clone();
         *request.uri_mut() = uri;
         let sent = client.request(request);

@@ -5,6 +5,7 @@
 
 mod access_log;
 mod admin;
+mod backend_tls;
 mod balancer;
 mod body;
 mod clients;
@@ -12,6 +13,7 @@ mod debug_routes;
 mod error;
 mod forward;
 mod framing;
+mod grpc;
 mod h2_flood;
 mod handler;
 mod listener;
@@ -23,6 +25,7 @@ mod response;
 mod send_timeout;
 mod tls;
 mod upstream;
+mod upstream_client;
 
 pub use access_log::{AccessLog, AccessLogFormat};
 pub use admin::{Health, serve_admin};
