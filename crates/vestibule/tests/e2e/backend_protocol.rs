@@ -233,6 +233,7 @@ async fn https_backends_are_reached_over_tls_without_sni() {
     let (_manifests, vestibule) = vestibule_for(&[
         ("secure", Some(backend), &[("backend-protocol", "HTTPS")]),
         ("plain", Some(backend), &[]),
+        ("auto", Some(backend), &[("backend-protocol", "AUTO_HTTP")]),
     ])
     .await;
     let answer = get_via(vestibule.http, "secure.example", "/a/b")
@@ -252,6 +253,16 @@ async fn https_backends_are_reached_over_tls_without_sni() {
         plain.status, 502,
         "a TLS endpoint does not speak HTTP in clear"
     );
+    let auto = tls::get_tls(vestibule.https, Some("auto.example"), "auto.example", "/").await;
+    assert_eq!(
+        auto.json()["tls"],
+        true,
+        "AUTO_HTTP uses TLS for HTTPS clients"
+    );
+    let auto = get_via(vestibule.http, "auto.example", "/")
+        .await
+        .expect("answer");
+    assert_eq!(auto.status, 502, "and HTTP for HTTP clients");
 }
 
 #[tokio::test]
