@@ -227,13 +227,35 @@ async fn vestibule_for(routes: &[Route<'_>]) -> (Manifests, Vestibule) {
     (manifests, vestibule)
 }
 
+/// A backend that accepts connections and never says anything.
+async fn silent_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
 #[tokio::test]
 async fn https_backends_are_reached_over_tls_without_sni() {
     let backend = https_backend().await;
+    let silent = silent_backend().await;
     let (_manifests, vestibule) = vestibule_for(&[
         ("secure", Some(backend), &[("backend-protocol", "HTTPS")]),
         ("plain", Some(backend), &[]),
         ("auto", Some(backend), &[("backend-protocol", "AUTO_HTTP")]),
+        (
+            "silent",
+            Some(silent),
+            &[
+                ("backend-protocol", "HTTPS"),
+                ("proxy-connect-timeout", "1"),
+            ],
+        ),
     ])
     .await;
     let answer = get_via(vestibule.http, "secure.example", "/a/b")
@@ -263,6 +285,13 @@ async fn https_backends_are_reached_over_tls_without_sni() {
         .await
         .expect("answer");
     assert_eq!(auto.status, 502, "and HTTP for HTTP clients");
+    let stalled = get_via(vestibule.http, "silent.example", "/")
+        .await
+        .expect("answer");
+    assert_eq!(
+        stalled.status, 504,
+        "the connect timeout covers the handshake"
+    );
 }
 
 #[tokio::test]
