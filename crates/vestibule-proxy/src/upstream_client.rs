@@ -4,6 +4,9 @@
 //! Its connections are opened by a [`BackendConnector`]: TCP with the send timeout guarding
 //! every write (see [`crate::send_timeout`]), then, for the TLS protocols, a handshake that must
 //! finish within the connect timeout, as nginx's `proxy_connect_timeout` covers it too.
+//!
+//! Over HTTP/2, `:authority` names the endpoint, because the pool is keyed by the request URI;
+//! the client's host still travels in `Host` (nginx puts it in `:authority` instead).
 
 use std::future::Future;
 use std::io;
