@@ -1,4 +1,4 @@
-//! The upstream connector: plain TCP connections to endpoints, each counted as open for its
+//! The upstream connector: connections to endpoints (see [`BackendConnector`]), each counted as open for its
 //! backend (`vestibule_upstream_connections`) until hyper drops it, whether it was idle in the
 //! pool or in use.
 
@@ -10,13 +10,11 @@ use std::task::{Context, Poll};
 use http::Uri;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tower_service::Service;
 use vestibule_routing::BackendId;
 
 use crate::metrics::{ConnectionGuard, ProxyMetrics};
-use crate::send_timeout::{SendTimeout, SendTimeoutConnector};
+use crate::upstream_client::{BackendConnector, BackendStream};
 
 tokio::task_local! {
     /// The backend whose request is being sent, so that a connection opened for it is counted
@@ -35,15 +33,15 @@ pub(crate) fn for_backend<F: Future>(
 }
 
 /// A connector whose connections count themselves in the metrics while open.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct CountingConnector {
-    inner: SendTimeoutConnector,
+    inner: BackendConnector,
     metrics: Arc<ProxyMetrics>,
 }
 
 impl CountingConnector {
     /// Wraps `inner`, counting in `metrics`.
-    pub fn new(inner: SendTimeoutConnector, metrics: Arc<ProxyMetrics>) -> Self {
+    pub fn new(inner: BackendConnector, metrics: Arc<ProxyMetrics>) -> Self {
         Self { inner, metrics }
     }
 }
@@ -76,7 +74,7 @@ impl Service<Uri> for CountingConnector {
 /// A connection to an endpoint, counted as open until dropped.
 #[derive(Debug)]
 pub(crate) struct CountedIo {
-    io: SendTimeout<TokioIo<TcpStream>>,
+    io: BackendStream,
     _open: ConnectionGuard,
 }
 

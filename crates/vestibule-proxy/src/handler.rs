@@ -15,29 +15,32 @@ use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use http_body_util::Either;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
-use vestibule_routing::{BodyLimit, RoutePolicy, normalize_path, normalize_request_host};
+use vestibule_routing::{
+    BackendProtocol, BodyLimit, Limits, RoutePolicy, normalize_path, normalize_request_host,
+};
 
 use crate::access_log::AccessRecord;
 use crate::basic_auth::Authenticator;
 use crate::body::UpstreamBody;
 use crate::clients::UpstreamClients;
-use crate::connector::{CountingConnector, for_backend};
+use crate::connector::for_backend;
 use crate::error::{Fault, ProxyError, TimeoutPhase};
 use crate::forward::{
     Origin, Scheme, TraceContext, X_REQUEST_ID, add_forwarding_headers, propagate_trace,
     requested_upgrade, strip_hop_by_hop,
 };
+use crate::grpc;
 use crate::listener::ProxySettings;
 use crate::metrics::RouteLabels;
 use crate::observe::{ObservedBody, Observers, Pending};
-use crate::plane::{DataPlane, RouteTarget};
+use crate::plane::DataPlane;
 use crate::policy::{self, RequestFacts, add_cors_headers};
 use crate::response::{ResponseBody, local, stamp};
 use crate::rewrite;
 use crate::tls::misdirected;
 use crate::upstream::{Pick, Upstream};
+use crate::upstream_client::UpstreamClient;
 
 /// Requests under this path are never redirected to HTTPS, so ACME HTTP-01 challenges (as
 /// cert-manager solves them) keep working.
@@ -48,9 +51,6 @@ const DEFAULT_TRIES: usize = 2;
 
 /// The path prefix a route's backend is published under (`x-forwarded-prefix`).
 static X_FORWARDED_PREFIX: http::HeaderName = http::HeaderName::from_static("x-forwarded-prefix");
-
-/// The client that carries requests to backends, pooling keep-alive connections per endpoint.
-pub(crate) type UpstreamClient = Client<CountingConnector, UpstreamBody>;
 
 /// What every request on one listener shares.
 pub(crate) struct Handler {
@@ -71,6 +71,8 @@ struct Exchange {
     request_id: Option<HeaderValue>,
     trace: Option<TraceContext>,
     bytes_in: Option<Arc<AtomicU64>>,
+    /// A gRPC call to a gRPC backend: the proxy's own failures are answered in gRPC.
+    grpc: bool,
 }
 
 impl Handler {
@@ -163,7 +165,11 @@ impl Handler {
                         tracing::warn!(%method, %uri, %error, status = error.status().as_u16(), "request failed")
                     }
                 }
-                let mut response = local(error.status());
+                let mut response = if exchange.grpc {
+                    grpc::failure(error.status())
+                } else {
+                    local(error.status())
+                };
                 if let Some(challenge) = error.challenge() {
                     response
                         .headers_mut()
@@ -209,6 +215,8 @@ impl Handler {
         let upstream = upstream.clone();
         exchange.route = Some(labels.clone());
         let policy = &target.route.policy;
+        let protocol = policy.protocol.for_request(origin.scheme == Scheme::Https);
+        exchange.grpc = protocol.is_grpc() && grpc::is_call(request.headers());
         if let Some(denied) = &policy.denied {
             return Err(ProxyError::RouteDenied(denied.clone()));
         }
@@ -269,8 +277,11 @@ impl Handler {
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
         let retryable = body.is_end_stream();
-        parts.version = Version::HTTP_11;
+        let trailers = protocol.is_grpc() && grpc::accepts_trailers(&parts.headers);
         strip_hop_by_hop(&mut parts.headers, upgrade);
+        if trailers {
+            grpc::ask_for_trailers(&mut parts.headers);
+        }
         add_forwarding_headers(&mut parts.headers, &host, origin);
         apply_upstream_headers(policy, &mut parts.headers);
         exchange.trace = Some(propagate_trace(&mut parts.headers));
@@ -284,7 +295,12 @@ impl Handler {
             .then(|| (host_text.to_owned(), path_and_query.path().to_owned()));
         let upstream_target = rewrite::upstream_target(rewritten, &path_and_query)?;
         let asked = Instant::now();
-        let forwarded = self.forward(&target, &upstream, &parts, upstream_target, body, retryable);
+        let destination = Destination {
+            upstream: &upstream,
+            protocol,
+            limits: &policy.limits,
+        };
+        let forwarded = self.forward(destination, &parts, upstream_target, body, retryable);
         let (mut response, endpoint) = for_backend(upstream.id().clone(), forwarded).await?;
         exchange.upstream_time = Some(asked.elapsed().as_secs_f64());
         exchange.upstream_status = Some(response.status().as_u16());
@@ -336,16 +352,19 @@ impl Handler {
     /// endpoint).
     async fn forward(
         &self,
-        target: &RouteTarget,
-        upstream: &Upstream,
+        destination: Destination<'_>,
         parts: &Parts,
         path_and_query: PathAndQuery,
         body: UpstreamBody,
         retryable: bool,
     ) -> Result<(Response<Incoming>, Authority), ProxyError> {
+        let Destination {
+            upstream,
+            protocol,
+            limits,
+        } = destination;
         let backend = upstream.id();
-        let limits = &target.route.policy.limits;
-        let client = self.clients.for_limits(limits);
+        let client = self.clients.get(protocol, limits);
         let read_timeout = limits
             .read_timeout
             .unwrap_or(self.settings.upstream_read_timeout);
@@ -396,14 +415,14 @@ impl Handler {
         body: UpstreamBody,
     ) -> Result<Response<Incoming>, Attempt> {
         let uri = Uri::builder()
-            .scheme(http::uri::Scheme::HTTP)
+            .scheme(client.scheme())
             .authority(pick.authority().clone())
             .path_and_query(path_and_query.clone())
             .build()
             .map_err(|error| Attempt::Invalid(error.into()))?;
         let mut request = Request::new(body);
         *request.method_mut() = parts.method.clone();
-        *request.version_mut() = parts.version;
+        *request.version_mut() = client.version();
         *request.headers_mut() = parts.headers.clone();
         *request.uri_mut() = uri;
         let sent = client.request(request);
@@ -551,6 +570,16 @@ impl Tunnel {
             .is_some_and(|selected| selected.target().leads_to(&self.upstream));
         same_route && self.upstream.serves(&self.endpoint)
     }
+}
+
+/// Where [`Handler::forward`] sends a request, and with which limits.
+struct Destination<'a> {
+    /// The target's backend or its canary.
+    upstream: &'a Upstream,
+    /// How the request is carried.
+    protocol: BackendProtocol,
+    /// The route's limits and timeouts.
+    limits: &'a Limits,
 }
 
 /// Why one attempt to reach an endpoint failed.

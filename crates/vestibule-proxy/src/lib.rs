@@ -5,6 +5,7 @@
 
 mod access_log;
 mod admin;
+mod backend_tls;
 mod balancer;
 mod basic_auth;
 mod body;
@@ -15,6 +16,7 @@ mod debug_routes;
 mod error;
 mod forward;
 mod framing;
+mod grpc;
 mod h2_flood;
 mod handler;
 mod listener;
@@ -28,6 +30,7 @@ mod rewrite;
 mod send_timeout;
 mod tls;
 mod upstream;
+mod upstream_client;
 
 pub use access_log::{AccessLog, AccessLogFormat};
 pub use admin::{Health, serve_admin};

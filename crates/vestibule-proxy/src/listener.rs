@@ -9,8 +9,6 @@ use std::time::Duration;
 use http::{HeaderValue, Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -22,19 +20,14 @@ use vestibule_tls::{Certificate, crypto_provider};
 
 use crate::basic_auth::Authenticator;
 use crate::clients::UpstreamClients;
-use crate::connector::CountingConnector;
 use crate::forward::{Origin, Scheme};
 use crate::framing::{FramingFlag, WatchedStream};
 use crate::h2_flood::FloodGuard;
-use crate::handler::{Handler, UpstreamClient};
-use crate::metrics::{HandshakeResult, ListenerKind, ProxyMetrics};
+use crate::handler::Handler;
+use crate::metrics::{HandshakeResult, ListenerKind};
 use crate::observe::Observers;
 use crate::plane::DataPlane;
-use crate::send_timeout::SendTimeoutConnector;
 use crate::tls::SniResolver;
-
-/// How long an idle pooled upstream connection is kept.
-const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How the traffic listeners behave.
 #[derive(Clone, Debug)]
@@ -106,7 +99,7 @@ impl Proxy {
                     settings.upstream_connect_timeout,
                     settings.upstream_send_timeout,
                     observers.metrics.clone(),
-                ),
+                )?,
                 authenticator: Authenticator::default(),
                 settings,
                 observers,
@@ -253,26 +246,6 @@ fn server_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> {
         .max_header_list_size(u32::try_from(settings.max_request_header_bytes).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(HTTP2_MAX_PENDING_RESETS);
     builder
-}
-
-/// The keep-alive client to endpoints, connecting within `connect_timeout`; its connections
-/// carry `send_timeout` and are counted in `metrics`. Routes with their own timeouts get clients
-/// of their own (see [`crate::clients`]).
-pub(crate) fn upstream_client(
-    connect_timeout: Duration,
-    send_timeout: Duration,
-    metrics: Arc<ProxyMetrics>,
-) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(connect_timeout));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
-        .pool_timer(TokioTimer::new())
-        .build(CountingConnector::new(
-            SendTimeoutConnector::new(connector, send_timeout),
-            metrics,
-        ))
 }
 
 /// Accepts connections forever, handing each to `handle` on its own task, with at most

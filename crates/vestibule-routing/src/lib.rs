@@ -22,8 +22,8 @@ pub use host_map::HostMap;
 pub use normalize::{InvalidPath, normalize_path};
 pub use path::{PathMatch, normalize_prefix};
 pub use policy::{
-    BasicAuth, BodyLimit, Cors, IpRange, Limits, OriginPattern, Redirect, RequestValue,
-    RoutePolicy, SourceFilter, Template, TemplatePart,
+    BackendProtocol, BasicAuth, BodyLimit, Cors, IpRange, Limits, OriginPattern, Redirect,
+    RequestValue, RoutePolicy, SourceFilter, Template, TemplatePart,
 };
 pub use regex_path::{InvalidRegex, PathRegex};
 pub use rewrite::{RewritePart, RewriteTarget};

@@ -38,6 +38,46 @@ pub struct RoutePolicy {
     pub forwarded_prefix: Option<String>,
     /// The path requests are sent upstream with (`rewrite-target`).
     pub rewrite: Option<RewriteTarget>,
+    /// How requests are carried to the backend (`backend-protocol`).
+    pub protocol: BackendProtocol,
+}
+
+/// How requests are carried to a backend's endpoints (`backend-protocol`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BackendProtocol {
+    /// HTTP/1.1 in clear (`HTTP`, the default).
+    #[default]
+    Http,
+    /// HTTP/1.1 over TLS (`HTTPS`).
+    Https,
+    /// HTTP/1.1, over TLS when the client's request came over TLS (`AUTO_HTTP`).
+    AutoHttp,
+    /// HTTP/2 in clear, with prior knowledge (`GRPC`).
+    Grpc,
+    /// HTTP/2 over TLS (`GRPCS`).
+    Grpcs,
+}
+
+impl BackendProtocol {
+    /// The protocol a request arriving over TLS (`client_tls`) or not is carried with:
+    /// [`Self::AutoHttp`] becomes [`Self::Https`] or [`Self::Http`], the others stay.
+    pub fn for_request(self, client_tls: bool) -> Self {
+        match self {
+            Self::AutoHttp if client_tls => Self::Https,
+            Self::AutoHttp => Self::Http,
+            other => other,
+        }
+    }
+
+    /// Whether connections to endpoints use TLS; [`Self::AutoHttp`] does only per request.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Self::Https | Self::Grpcs)
+    }
+
+    /// Whether requests go to endpoints over HTTP/2 (the gRPC protocols).
+    pub fn is_grpc(self) -> bool {
+        matches!(self, Self::Grpc | Self::Grpcs)
+    }
 }
 
 /// HTTP basic authentication for a route.

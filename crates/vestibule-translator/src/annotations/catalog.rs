@@ -28,7 +28,9 @@ pub(crate) fn known(name: &str) -> Option<Known> {
         | "proxy-busy-buffers-size"
         | "proxy-max-temp-file-size"
         | "client-body-buffer-size" => Ignored(STREAMS),
-        "proxy-http-version" => Ignored("Vestibule speaks HTTP/1.1 to HTTP backends"),
+        "proxy-http-version" => {
+            Ignored("Vestibule speaks HTTP/1.1 to HTTP backends and HTTP/2 to gRPC ones")
+        }
         "enable-access-log" | "enable-rewrite-log" => {
             Ignored("access logging is configured per controller (--access-log)")
         }
@@ -40,8 +42,7 @@ pub(crate) fn known(name: &str) -> Option<Known> {
             Ignored("HTTPS redirects always keep the path exactly as requested")
         }
         "connection-proxy-header" => Ignored("hop-by-hop headers are managed by Vestibule"),
-        "backend-protocol"
-        | "affinity"
+        "affinity"
         | "affinity-mode"
         | "affinity-canary-behavior"
         | "session-cookie-name"

@@ -8,6 +8,7 @@
 mod auth;
 mod canary;
 mod catalog;
+mod protocol;
 mod rewrite;
 mod settings;
 mod values;

@@ -31,6 +31,7 @@ pub(super) fn read(
         upstream_host: reader.parse("upstream-vhost", values::host_header),
         forwarded_prefix: reader.parse("x-forwarded-prefix", values::path),
         rewrite: reader.parse("rewrite-target", rewrite::target),
+        protocol: super::protocol::backend_protocol(reader),
     };
     IngressSettings {
         policy: Arc::new(policy),

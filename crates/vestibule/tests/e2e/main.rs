@@ -3,6 +3,7 @@
 
 mod annotations;
 mod annotations_rewrite;
+mod backend_protocol;
 mod bad_input;
 mod canary;
 mod check;
