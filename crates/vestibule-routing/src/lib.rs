@@ -5,6 +5,7 @@
 //! Ingress spec, with precedence expressed as [`Ord`] on [`HostMatch`] and [`PathMatch`].
 
 mod backend;
+mod balancing;
 mod host;
 mod host_map;
 mod normalize;
@@ -13,6 +14,9 @@ mod policy;
 mod table;
 
 pub use backend::{BackendId, Endpoint, IngressRef, Route, ServicePortRef};
+pub use balancing::{
+    AffinityMode, Algorithm, Balancing, HashKey, KeyPart, SameSite, SessionCookie,
+};
 pub use host::{HostMatch, InvalidHost, normalize_request_host};
 pub use host_map::HostMap;
 pub use normalize::{InvalidPath, normalize_path};

@@ -26,6 +26,8 @@ pub struct RoutePolicy {
     pub upstream_host: Option<String>,
     /// The `X-Forwarded-Prefix` sent to the backend (`x-forwarded-prefix`).
     pub forwarded_prefix: Option<String>,
+    /// How requests are spread over the backend's endpoints.
+    pub balancing: crate::Balancing,
 }
 
 /// Overrides of the listener's limits and timeouts; `None` keeps the listener's value.

@@ -5,6 +5,7 @@
 //! left at its default; the Ingress's other settings still apply. `*-snippet` annotations carry
 //! proxy configuration text and are always refused.
 
+mod balancing;
 mod catalog;
 mod settings;
 mod values;
