@@ -6,7 +6,8 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{
-    CONNECTION, CONTENT_LENGTH, HOST, LOCATION, REFERER, STRICT_TRANSPORT_SECURITY, USER_AGENT,
+    CONNECTION, CONTENT_LENGTH, HOST, LOCATION, REFERER, SET_COOKIE, STRICT_TRANSPORT_SECURITY,
+    USER_AGENT,
 };
 use http::request::Parts;
 use http::uri::{Authority, PathAndQuery};
@@ -17,7 +18,7 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
-use vestibule_routing::{BodyLimit, RoutePolicy, normalize_path, normalize_request_host};
+use vestibule_routing::{BodyLimit, RoutePolicy, Selected, normalize_path, normalize_request_host};
 
 use crate::access_log::AccessRecord;
 use crate::body::UpstreamBody;
@@ -33,6 +34,7 @@ use crate::observe::{ObservedBody, Observers, Pending};
 use crate::plane::{DataPlane, RouteTarget};
 use crate::policy::{self, RequestFacts, add_cors_headers};
 use crate::response::{ResponseBody, local, stamp};
+use crate::selection::{RequestKeys, Strategy};
 use crate::send_timeout::SendTimeoutConnector;
 use crate::tls::misdirected;
 use crate::upstream::Pick;
@@ -189,10 +191,10 @@ impl Handler {
                 sni: sni.to_string(),
             });
         }
-        let target = {
+        let (target, rule_path) = {
             let table = self.plane.table();
             let selected = table.route(host_text, &path);
-            selected.map(|selected| selected.target().clone())
+            selected.map(|selected| (selected.target().clone(), rule_path(&selected)))
         }
         .ok_or(ProxyError::NoRoute)?;
         exchange.route = Some(target.labels.clone());
@@ -209,6 +211,12 @@ impl Handler {
         if let Some(response) = policy::redirect(policy, &facts) {
             return Ok(response);
         }
+        let keys = RequestKeys {
+            facts: &facts,
+            headers: request.headers(),
+            client: origin.peer.ip(),
+        };
+        let strategy = Strategy::new(&policy.balancing, &keys);
         let path_and_query = match request.uri().query() {
             Some(query) => format!("{path}?{query}"),
             None => path,
@@ -262,11 +270,16 @@ impl Handler {
             .then(|| (host_text.to_owned(), path_and_query.path().to_owned()));
         let asked = Instant::now();
         let (mut response, endpoint) = self
-            .forward(&target, &parts, path_and_query, body, retryable)
+            .forward(&target, &strategy, &parts, path_and_query, body, retryable)
             .await?;
         exchange.upstream_time = Some(asked.elapsed().as_secs_f64());
         exchange.upstream_status = Some(response.status().as_u16());
         exchange.upstream_addr = Some(endpoint.clone());
+        let session_cookie = strategy.set_cookie(
+            &endpoint,
+            rule_path.as_deref().unwrap_or("/"),
+            origin.scheme == Scheme::Https,
+        );
 
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if let (Some(client_upgrade), Some(route_key), true) = (client_upgrade, route_key, upgraded)
@@ -296,6 +309,9 @@ impl Handler {
         if let Some(cors) = &policy.cors {
             add_cors_headers(cors, &parts.headers, headers);
         }
+        if let Some(cookie) = session_cookie {
+            headers.append(SET_COOKIE, cookie);
+        }
         if origin.scheme == Scheme::Https
             && target.route.tls
             && let Some(hsts) = &self.settings.hsts
@@ -314,6 +330,7 @@ impl Handler {
     async fn forward(
         &self,
         target: &RouteTarget,
+        strategy: &Strategy<'_>,
         parts: &Parts,
         path_and_query: PathAndQuery,
         body: UpstreamBody,
@@ -331,9 +348,11 @@ impl Handler {
             Some(0) => upstream.endpoint_health().len().max(1),
             Some(tries) => tries as usize,
         };
-        let mut pick = upstream.pick().ok_or_else(|| ProxyError::NoReadyEndpoint {
-            backend: backend.clone(),
-        })?;
+        let mut pick = upstream
+            .pick_by(strategy)
+            .ok_or_else(|| ProxyError::NoReadyEndpoint {
+                backend: backend.clone(),
+            })?;
         let mut body = Some(body);
         let mut tried = 1;
         loop {
@@ -449,6 +468,17 @@ async fn discard(mut body: Incoming) {
         }
     };
     let _ = tokio::time::timeout(LONGEST, drained).await;
+}
+
+/// The path of the rule a request matched, for a route with session affinity: its session
+/// cookie's default `Path`.
+fn rule_path(selected: &Selected<'_, Arc<RouteTarget>>) -> Option<String> {
+    let target = selected.target();
+    target.route.policy.balancing.affinity.as_ref()?;
+    Some(match selected {
+        Selected::Rule(rule) => rule.path.as_str().to_owned(),
+        Selected::DefaultBackend(_) => "/".to_owned(),
+    })
 }
 
 /// The body length a request declares, if it declares exactly one.
