@@ -3,6 +3,7 @@
 
 mod annotations;
 mod bad_input;
+mod balancing;
 mod check;
 mod cluster;
 mod debug_routes;
