@@ -35,12 +35,36 @@ pub(super) fn read(reader: &mut Reader<'_>) -> Balancing {
             .parse("session-cookie-change-on-failure", values::boolean)
             .unwrap_or(defaults.change_on_failure),
     };
-    Balancing {
+    let hash_by = reader.parse("upstream-hash-by", hash_key);
+    let balancing = Balancing {
         algorithm: reader.parse("load-balance", algorithm).unwrap_or_default(),
-        hash_by: reader.parse("upstream-hash-by", hash_key),
+        hash_by: hash_by.filter(|_| !affinity),
         affinity: affinity.then_some(cookie),
+    };
+    if affinity {
+        reader.overridden(
+            "upstream-hash-by",
+            "cookie affinity takes precedence, as in ingress-nginx",
+        );
+    } else {
+        for name in COOKIE_SETTINGS {
+            reader.overridden(name, "it applies only with affinity: cookie");
+        }
     }
+    balancing
 }
+
+/// The settings that shape the session cookie.
+const COOKIE_SETTINGS: [&str; 8] = [
+    "affinity-mode",
+    "session-cookie-name",
+    "session-cookie-path",
+    "session-cookie-max-age",
+    "session-cookie-expires",
+    "session-cookie-samesite",
+    "session-cookie-secure",
+    "session-cookie-change-on-failure",
+];
 
 /// `cookie`, the one affinity ingress-nginx provides.
 fn affinity(text: &str) -> Result<bool, Invalid> {
@@ -217,6 +241,31 @@ mod tests {
         assert!(hash_key("${host").is_err());
         assert!(hash_key("$host\"; x").is_err());
         assert!(hash_key("").is_err());
+    }
+
+    #[test]
+    fn settings_without_effect_are_reported_as_ignored() {
+        use k8s_openapi::api::networking::v1::Ingress;
+        let verdicts = |pairs: &[(&str, &str)]| {
+            let mut ingress = Ingress::default();
+            ingress.metadata.annotations = Some(
+                pairs
+                    .iter()
+                    .map(|(key, value)| (format!("vestibule.dev/{key}"), (*value).to_owned()))
+                    .collect(),
+            );
+            crate::review_annotations(&ingress)
+                .into_iter()
+                .map(|verdict| verdict.verdict.label())
+                .collect::<Vec<_>>()
+        };
+        let sticky = [("affinity", "cookie"), ("upstream-hash-by", "$uri")];
+        assert_eq!(verdicts(&sticky), ["honoured", "ignored"]);
+        let lonely = [
+            ("session-cookie-name", "route"),
+            ("upstream-hash-by", "$uri"),
+        ];
+        assert_eq!(verdicts(&lonely), ["ignored", "honoured"]);
     }
 
     #[test]

@@ -204,6 +204,17 @@ impl<'a> Reader<'a> {
         Some((key.as_str(), value.as_str()))
     }
 
+    /// Marks setting `name`, read and valid, as having no effect on this Ingress, and why.
+    pub(crate) fn overridden(&mut self, name: &str, why: &'static str) {
+        for prefix in [VESTIBULE_PREFIX, NGINX_PREFIX] {
+            if let Some((key, _)) = self.annotations.get_key_value(&format!("{prefix}{name}"))
+                && self.verdicts.get(key.as_str()) == Some(&Verdict::Honoured)
+            {
+                self.verdicts.insert(key, Verdict::Ignored(why));
+            }
+        }
+    }
+
     /// Setting `name` parsed by `parse`; an invalid value is recorded and gives `None`.
     pub(crate) fn parse<T>(
         &mut self,
