@@ -14,7 +14,7 @@ use vestibule_resources::k8s_openapi::api::networking::v1::{
 };
 use vestibule_resources::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use vestibule_resources::{Object, Snapshot};
-use vestibule_routing::{RequestValue, RoutePolicy};
+use vestibule_routing::{KeyPart, RequestValue, RoutePolicy};
 use vestibule_translator::{Options, review_annotations, translate};
 
 fuzz_target!(|data: &[u8]| {
@@ -68,6 +68,18 @@ fn exercise(policy: &RoutePolicy, probe: &str) {
     if let Some(cors) = &policy.cors {
         let _ = cors.allowed_origin(Some(probe));
         let _ = cors.allowed_origin(None);
+    }
+    let balancing = &policy.balancing;
+    if let Some(key) = &balancing.hash_by {
+        assert!(key.0.iter().any(|part| !matches!(part, KeyPart::Text(_))));
+        assert!(key.to_string().contains('$'));
+    }
+    if let Some(cookie) = &balancing.affinity {
+        let path = cookie.path.as_deref().unwrap_or("/");
+        assert!(path.starts_with('/'));
+        let header = format!("{}=0; Path={path}", cookie.name);
+        assert!(http::HeaderValue::try_from(header.as_str()).is_ok());
+        assert_eq!(header.matches(';').count(), 1, "no attribute injected: {header}");
     }
 }
 

@@ -6,7 +6,8 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{
-    CONNECTION, CONTENT_LENGTH, HOST, LOCATION, REFERER, STRICT_TRANSPORT_SECURITY, USER_AGENT,
+    CONNECTION, CONTENT_LENGTH, HOST, LOCATION, REFERER, SET_COOKIE, STRICT_TRANSPORT_SECURITY,
+    USER_AGENT,
 };
 use http::request::Parts;
 use http::uri::{Authority, PathAndQuery};
@@ -17,7 +18,8 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use vestibule_routing::{
-    BackendProtocol, BodyLimit, Limits, RoutePolicy, normalize_path, normalize_request_host,
+    BackendProtocol, BodyLimit, Limits, RoutePolicy, Selected, normalize_path,
+    normalize_request_host,
 };
 
 use crate::access_log::AccessRecord;
@@ -34,10 +36,11 @@ use crate::grpc;
 use crate::listener::ProxySettings;
 use crate::metrics::RouteLabels;
 use crate::observe::{ObservedBody, Observers, Pending};
-use crate::plane::DataPlane;
+use crate::plane::{DataPlane, RouteTarget};
 use crate::policy::{self, RequestFacts, add_cors_headers};
 use crate::response::{ResponseBody, local, stamp};
 use crate::rewrite;
+use crate::selection::{RequestKeys, Strategy};
 use crate::tls::misdirected;
 use crate::upstream::{Pick, Upstream};
 use crate::upstream_client::UpstreamClient;
@@ -205,11 +208,11 @@ impl Handler {
                 sni: sni.to_string(),
             });
         }
-        let (target, rewritten) = {
+        let (target, rewritten, rule_path) = {
             let table = self.plane.table();
             let selected = table.route(host_text, &path).ok_or(ProxyError::NoRoute)?;
             let rewritten = rewrite::rewritten_path(&selected, &path);
-            (selected.target().clone(), rewritten)
+            (selected.target().clone(), rewritten, rule_path(&selected))
         };
         let (upstream, labels) = target.choose(request.headers());
         let upstream = upstream.clone();
@@ -232,6 +235,12 @@ impl Handler {
         if let Some(response) = policy::redirect(policy, &facts) {
             return Ok(response);
         }
+        let keys = RequestKeys {
+            facts: &facts,
+            headers: request.headers(),
+            client: origin.peer.ip(),
+        };
+        let strategy = Strategy::new(&policy.balancing, &keys);
         let path_and_query = match request.uri().query() {
             Some(query) => format!("{path}?{query}"),
             None => path,
@@ -299,12 +308,18 @@ impl Handler {
             upstream: &upstream,
             protocol,
             limits: &policy.limits,
+            strategy: &strategy,
         };
         let forwarded = self.forward(destination, &parts, upstream_target, body, retryable);
         let (mut response, endpoint) = for_backend(upstream.id().clone(), forwarded).await?;
         exchange.upstream_time = Some(asked.elapsed().as_secs_f64());
         exchange.upstream_status = Some(response.status().as_u16());
         exchange.upstream_addr = Some(endpoint.clone());
+        let session_cookie = strategy.set_cookie(
+            &endpoint,
+            rule_path.as_deref().unwrap_or("/"),
+            origin.scheme == Scheme::Https,
+        );
 
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if let (Some(client_upgrade), Some(route_key), true) = (client_upgrade, route_key, upgraded)
@@ -334,6 +349,9 @@ impl Handler {
         if let Some(cors) = &policy.cors {
             add_cors_headers(cors, &parts.headers, headers);
         }
+        if let Some(cookie) = session_cookie {
+            headers.append(SET_COOKIE, cookie);
+        }
         if origin.scheme == Scheme::Https
             && target.route.tls
             && let Some(hsts) = &self.settings.hsts
@@ -362,6 +380,7 @@ impl Handler {
             upstream,
             protocol,
             limits,
+            strategy,
         } = destination;
         let backend = upstream.id();
         let client = self.clients.get(protocol, limits);
@@ -373,9 +392,11 @@ impl Handler {
             Some(0) => upstream.endpoint_health().len().max(1),
             Some(tries) => tries as usize,
         };
-        let mut pick = upstream.pick().ok_or_else(|| ProxyError::NoReadyEndpoint {
-            backend: backend.clone(),
-        })?;
+        let mut pick = upstream
+            .pick_by(strategy)
+            .ok_or_else(|| ProxyError::NoReadyEndpoint {
+                backend: backend.clone(),
+            })?;
         let mut body = Some(body);
         let mut tried = 1;
         loop {
@@ -493,6 +514,17 @@ async fn discard(mut body: Incoming) {
     let _ = tokio::time::timeout(LONGEST, drained).await;
 }
 
+/// The path of the rule a request matched, for a route with session affinity: its session
+/// cookie's default `Path`.
+fn rule_path(selected: &Selected<'_, Arc<RouteTarget>>) -> Option<String> {
+    let target = selected.target();
+    target.route.policy.balancing.affinity.as_ref()?;
+    Some(match selected {
+        Selected::Rule(rule) => rule.path.as_str().to_owned(),
+        Selected::DefaultBackend(_) => "/".to_owned(),
+    })
+}
+
 /// The body length a request declares, if it declares exactly one.
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
@@ -580,6 +612,8 @@ struct Destination<'a> {
     protocol: BackendProtocol,
     /// The route's limits and timeouts.
     limits: &'a Limits,
+    /// How the route picks endpoints.
+    strategy: &'a Strategy<'a>,
 }
 
 /// Why one attempt to reach an endpoint failed.

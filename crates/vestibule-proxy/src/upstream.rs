@@ -9,6 +9,8 @@ use http::uri::Authority;
 use vestibule_routing::{BackendId, Endpoint};
 
 use crate::balancer::{Balancer, RoundRobin};
+use crate::ewma::Ewma;
+use crate::selection::{Strategy, endpoint_hash, session_id};
 
 /// Consecutive failures after which an endpoint is ejected.
 const EJECT_AFTER_FAILURES: u32 = 3;
@@ -27,10 +29,17 @@ pub struct UpstreamEndpoint {
     consecutive_failures: AtomicU32,
     ejections: AtomicU32,
     ejected_until_ms: AtomicU64,
+    /// The value of a session cookie naming this endpoint.
+    pub(crate) session_id: String,
+    /// Where the endpoint stands for consistent hashing.
+    pub(crate) hash: u64,
+    /// Its response times.
+    pub(crate) latency: Ewma,
 }
 
 impl UpstreamEndpoint {
-    fn ejected(&self, now_ms: u64) -> bool {
+    /// Whether passive health has ejected it at `now_ms` (see [`now_ms`]).
+    pub(crate) fn ejected(&self, now_ms: u64) -> bool {
         self.ejected_until_ms.load(Ordering::Relaxed) > now_ms
     }
 }
@@ -69,6 +78,7 @@ pub struct Upstream {
 pub struct Pick {
     selector: Arc<Selector>,
     index: usize,
+    started: Instant,
 }
 
 impl Pick {
@@ -77,9 +87,18 @@ impl Pick {
         &self.selector.endpoints[self.index].authority
     }
 
+    fn new(selector: Arc<Selector>, index: usize) -> Self {
+        Self {
+            selector,
+            index,
+            started: Instant::now(),
+        }
+    }
+
     /// The endpoint answered: its failure count starts over.
     pub fn succeeded(&self) {
         let endpoint = &self.selector.endpoints[self.index];
+        endpoint.latency.observe(self.started.elapsed(), now_ms());
         if endpoint.consecutive_failures.load(Ordering::Relaxed) != 0 {
             endpoint.consecutive_failures.store(0, Ordering::Relaxed);
             endpoint.ejections.store(0, Ordering::Relaxed);
@@ -90,6 +109,7 @@ impl Pick {
     /// for a backoff period; when that ends, the next request to it probes it back in.
     pub fn failed(&self) {
         let endpoint = &self.selector.endpoints[self.index];
+        endpoint.latency.observe(self.started.elapsed(), now_ms());
         let failures = endpoint
             .consecutive_failures
             .fetch_add(1, Ordering::Relaxed)
@@ -177,6 +197,16 @@ impl Upstream {
             .filter(|pick| pick.index != avoid.index)
     }
 
+    /// The endpoint `strategy` chooses among those not ejected, or the plain
+    /// [`pick`](Self::pick) when it leaves the choice to round robin.
+    pub(crate) fn pick_by(&self, strategy: &Strategy<'_>) -> Option<Pick> {
+        let selector = self.selector.load_full();
+        match strategy.choose(&selector.endpoints, now_ms()) {
+            Some(index) => Some(Pick::new(selector, index)),
+            None => self.pick(),
+        }
+    }
+
     fn pick_avoiding(&self, avoid: Option<usize>) -> Option<Pick> {
         let selector = self.selector.load_full();
         let len = selector.endpoints.len();
@@ -186,43 +216,47 @@ impl Upstream {
             .map(|offset| (start + offset) % len)
             .find(|&index| Some(index) != avoid && !selector.endpoints[index].ejected(now));
         let index = healthy.unwrap_or(start);
-        Some(Pick { selector, index })
+        Some(Pick::new(selector, index))
     }
 }
 
 /// Milliseconds since the process first asked.
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     let elapsed = START.get_or_init(Instant::now).elapsed();
     u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn build_selector(endpoints: &[Endpoint]) -> Selector {
-    let endpoints = endpoints
-        .iter()
-        .filter_map(|endpoint| {
-            let authority = match endpoint {
-                Endpoint::Socket(addr) => Authority::try_from(addr.to_string()),
-                Endpoint::Name { host, port } => Authority::try_from(format!("{host}:{port}")),
-            };
-            match authority {
-                Ok(authority) => Some(UpstreamEndpoint {
-                    endpoint: endpoint.clone(),
-                    authority,
-                    consecutive_failures: AtomicU32::new(0),
-                    ejections: AtomicU32::new(0),
-                    ejected_until_ms: AtomicU64::new(0),
-                }),
-                Err(error) => {
-                    tracing::warn!(%endpoint, %error, "endpoint is not a valid authority; skipped");
-                    None
-                }
-            }
-        })
-        .collect();
     Selector {
-        endpoints,
+        endpoints: endpoints.iter().filter_map(UpstreamEndpoint::new).collect(),
         balancer: Box::new(RoundRobin::default()),
+    }
+}
+
+impl UpstreamEndpoint {
+    /// A fresh, healthy endpoint; `None` when it cannot be addressed.
+    pub(crate) fn new(endpoint: &Endpoint) -> Option<Self> {
+        let authority = match endpoint {
+            Endpoint::Socket(addr) => Authority::try_from(addr.to_string()),
+            Endpoint::Name { host, port } => Authority::try_from(format!("{host}:{port}")),
+        };
+        match authority {
+            Ok(authority) => Some(Self {
+                endpoint: endpoint.clone(),
+                consecutive_failures: AtomicU32::new(0),
+                ejections: AtomicU32::new(0),
+                ejected_until_ms: AtomicU64::new(0),
+                session_id: session_id(&authority),
+                hash: endpoint_hash(&authority),
+                latency: Ewma::default(),
+                authority,
+            }),
+            Err(error) => {
+                tracing::warn!(%endpoint, %error, "endpoint is not a valid authority; skipped");
+                None
+            }
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! Ingress spec, with precedence expressed as [`Ord`] on [`HostMatch`] and [`PathMatch`].
 
 mod backend;
+mod balancing;
 mod canary;
 mod host;
 mod host_map;
@@ -16,6 +17,9 @@ mod rewrite;
 mod table;
 
 pub use backend::{BackendId, Endpoint, IngressRef, Route, ServicePortRef};
+pub use balancing::{
+    AffinityMode, Algorithm, Balancing, HashKey, KeyPart, SameSite, SessionCookie,
+};
 pub use canary::{Canary, CanaryRule, HeaderMatch, HeaderPattern, HeaderRule, Weight};
 pub use host::{HostMatch, InvalidHost, normalize_request_host};
 pub use host_map::HostMap;

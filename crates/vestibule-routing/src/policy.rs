@@ -40,6 +40,8 @@ pub struct RoutePolicy {
     pub rewrite: Option<RewriteTarget>,
     /// How requests are carried to the backend (`backend-protocol`).
     pub protocol: BackendProtocol,
+    /// How requests are spread over the backend's endpoints.
+    pub balancing: crate::Balancing,
 }
 
 /// How requests are carried to a backend's endpoints (`backend-protocol`).

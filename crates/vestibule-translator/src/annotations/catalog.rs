@@ -42,18 +42,7 @@ pub(crate) fn known(name: &str) -> Option<Known> {
             Ignored("HTTPS redirects always keep the path exactly as requested")
         }
         "connection-proxy-header" => Ignored("hop-by-hop headers are managed by Vestibule"),
-        "affinity"
-        | "affinity-mode"
-        | "affinity-canary-behavior"
-        | "session-cookie-name"
-        | "session-cookie-path"
-        | "session-cookie-max-age"
-        | "session-cookie-expires"
-        | "session-cookie-samesite"
-        | "session-cookie-secure"
-        | "session-cookie-change-on-failure"
-        | "upstream-hash-by"
-        | "load-balance"
+        "affinity-canary-behavior"
         | "limit-rps"
         | "limit-rpm"
         | "limit-connections"
@@ -94,6 +83,12 @@ pub(crate) fn known(name: &str) -> Option<Known> {
         "proxy-next-upstream" | "proxy-next-upstream-timeout" => Unsupported(
             "which failures are retried is fixed: connection failures, and resets before an answer for idempotent requests",
         ),
+        "upstream-hash-by-subset" | "upstream-hash-by-subset-size" => {
+            Unsupported("hashing onto subsets of endpoints is not supported")
+        }
+        "session-cookie-conditional-samesite-none" => {
+            Unsupported("SameSite=None is sent to every browser")
+        }
         "service-upstream" => Unsupported("Vestibule always sends to pod endpoints"),
         "satisfy" | "global-rate-limit" | "global-rate-limit-window" | "global-rate-limit-key" => {
             Unsupported("not supported")

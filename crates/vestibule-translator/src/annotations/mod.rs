@@ -6,6 +6,7 @@
 //! proxy configuration text and are always refused.
 
 mod auth;
+mod balancing;
 mod canary;
 mod catalog;
 mod protocol;
@@ -264,6 +265,17 @@ impl<'a> Reader<'a> {
     /// Reports a problem found while applying a setting, beyond its own value.
     fn problem(&mut self, reason: WarningReason, message: String) {
         self.problems.push((reason, message));
+    }
+
+    /// Marks setting `name`, read and valid, as having no effect on this Ingress, and why.
+    pub(crate) fn overridden(&mut self, name: &str, why: &'static str) {
+        for prefix in [VESTIBULE_PREFIX, NGINX_PREFIX] {
+            if let Some((key, _)) = self.annotations.get_key_value(&format!("{prefix}{name}"))
+                && self.verdicts.get(key.as_str()) == Some(&Verdict::Honoured)
+            {
+                self.verdicts.insert(key, Verdict::Ignored(why));
+            }
+        }
     }
 
     /// Setting `name` parsed by `parse`; an invalid value is recorded and gives `None`.

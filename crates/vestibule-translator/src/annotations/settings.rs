@@ -32,6 +32,7 @@ pub(super) fn read(
         forwarded_prefix: reader.parse("x-forwarded-prefix", values::path),
         rewrite: reader.parse("rewrite-target", rewrite::target),
         protocol: super::protocol::backend_protocol(reader),
+        balancing: super::balancing::read(reader),
     };
     IngressSettings {
         policy: Arc::new(policy),

@@ -5,6 +5,7 @@ mod annotations;
 mod annotations_rewrite;
 mod backend_protocol;
 mod bad_input;
+mod balancing;
 mod canary;
 mod check;
 mod cluster;
