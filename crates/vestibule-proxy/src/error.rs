@@ -8,6 +8,7 @@ use http::uri::Authority;
 use vestibule_routing::{BackendId, InvalidPath};
 
 use crate::body::BodyTooLarge;
+use crate::rate_limit::Limited;
 
 /// Who caused a failed request: decides the status class and the log level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +68,10 @@ pub enum ProxyError {
     /// The route's source ranges do not admit the client's address.
     #[error("the client address is not allowed on this route")]
     Forbidden,
+    /// The client is over its route's rate or connection limit (`limit-rps`, `limit-rpm`,
+    /// `limit-connections`).
+    #[error("{0}")]
+    RateLimited(Limited),
     /// No rule and no default backend matches.
     #[error("no rule matches the request")]
     NoRoute,
@@ -158,6 +163,7 @@ impl ProxyError {
             | Self::BodyTooLarge(_)
             | Self::Misdirected { .. }
             | Self::Forbidden
+            | Self::RateLimited(_)
             | Self::NoRoute
             | Self::InvalidTarget(_) => Fault::Client,
             Self::NoReadyEndpoint { .. } => Fault::Configuration,
@@ -176,7 +182,7 @@ impl ProxyError {
             Self::Misdirected { .. } => StatusCode::MISDIRECTED_REQUEST,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NoRoute => StatusCode::NOT_FOUND,
-            Self::NoReadyEndpoint { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited(_) | Self::NoReadyEndpoint { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
         }

@@ -32,6 +32,7 @@ use crate::metrics::RouteLabels;
 use crate::observe::{ObservedBody, Observers, Pending};
 use crate::plane::{DataPlane, RouteTarget};
 use crate::policy::{self, RequestFacts, add_cors_headers};
+use crate::rate_limit::{self, Permit};
 use crate::response::{ResponseBody, local, stamp};
 use crate::send_timeout::SendTimeoutConnector;
 use crate::tls::misdirected;
@@ -68,6 +69,7 @@ struct Exchange {
     request_id: Option<HeaderValue>,
     trace_id: Option<String>,
     bytes_in: Option<Arc<AtomicU64>>,
+    permit: Option<Permit>,
 }
 
 impl Handler {
@@ -115,6 +117,7 @@ impl Handler {
             observers: self.observers.clone(),
             started,
             bytes_in: exchange.bytes_in,
+            _permit: exchange.permit,
             record: AccessRecord {
                 time,
                 client: origin.peer,
@@ -221,6 +224,10 @@ impl Handler {
         {
             return Ok(self.redirect_to_https(host_text, &path_and_query));
         }
+        exchange.permit = rate_limit::admit(&target, origin.peer.ip()).map_err(|limited| {
+            self.observers.metrics.limited(&target.labels, limited);
+            ProxyError::RateLimited(limited)
+        })?;
         if let Some(source) = &policy.source
             && !source.permits(origin.peer.ip())
         {
@@ -276,6 +283,7 @@ impl Handler {
                 target: target.clone(),
                 route_key,
                 endpoint,
+                _permit: exchange.permit.take(),
             };
             let backend_upgrade = hyper::upgrade::on(&mut response);
             tokio::spawn(async move {
@@ -491,6 +499,8 @@ struct Tunnel {
     target: Arc<RouteTarget>,
     route_key: (String, String),
     endpoint: Authority,
+    /// Keeps the connection counted by its route's `limit-connections` while it lasts.
+    _permit: Option<Permit>,
 }
 
 impl Tunnel {

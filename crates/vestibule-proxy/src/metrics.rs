@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry;
 use vestibule_routing::Route;
 
 use crate::plane::DataPlane;
+use crate::rate_limit::Limited;
 
 /// Latency buckets, in seconds, as ingress-nginx uses them.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -98,6 +99,19 @@ struct HandshakeLabels {
     result: HandshakeResult,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitedLabels {
+    namespace: Arc<String>,
+    ingress: Arc<String>,
+    limit: Limited,
+}
+
+impl EncodeLabelValue for Limited {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.name())
+    }
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
@@ -112,6 +126,7 @@ pub struct ProxyMetrics {
     response_bytes: Family<RouteLabels, Counter>,
     open_connections: Family<ListenerLabels, Gauge>,
     tls_handshakes: Family<HandshakeLabels, Counter>,
+    limited_requests: Family<LimitedLabels, Counter>,
 }
 
 /// One finished request, as the metrics record it.
@@ -142,6 +157,7 @@ impl ProxyMetrics {
             response_bytes: Family::default(),
             open_connections: Family::default(),
             tls_handshakes: Family::default(),
+            limited_requests: Family::default(),
         };
         registry.register(
             "requests",
@@ -178,7 +194,22 @@ impl ProxyMetrics {
             "TLS handshakes, by result",
             metrics.tls_handshakes.clone(),
         );
+        registry.register(
+            "limited_requests",
+            "Requests refused by an Ingress's rate or connection limits, by limit",
+            metrics.limited_requests.clone(),
+        );
         metrics
+    }
+
+    /// Counts a request refused by the rate or connection limits of `route`'s Ingress.
+    pub fn limited(&self, route: &RouteLabels, limit: Limited) {
+        let labels = LimitedLabels {
+            namespace: route.namespace.clone(),
+            ingress: route.ingress.clone(),
+            limit,
+        };
+        self.limited_requests.get_or_create(&labels).inc();
     }
 
     /// Records one finished request.
@@ -313,6 +344,7 @@ mod tests {
         });
         let open = metrics.connection(ListenerKind::Https);
         metrics.handshake(HandshakeResult::Failure);
+        metrics.limited(&route, Limited::Requests);
         let mut text = String::new();
         encode(&mut text, &registry).expect("encoded");
         for expected in [
@@ -320,6 +352,7 @@ mod tests {
             r#"vestibule_response_bytes_total{namespace="shop",ingress="web",service="cart"} 300"#,
             r#"vestibule_open_connections{listener="https"} 1"#,
             r#"vestibule_tls_handshakes_total{result="failure"} 1"#,
+            r#"vestibule_limited_requests_total{namespace="shop",ingress="web",limit="requests"} 1"#,
             "vestibule_request_duration_seconds_count",
         ] {
             assert!(text.contains(expected), "{expected} missing from:\n{text}");

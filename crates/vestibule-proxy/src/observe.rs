@@ -11,6 +11,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::metrics::{ProxyMetrics, RequestSample};
+use crate::rate_limit::Permit;
 use crate::response::ResponseBody;
 
 /// Where finished requests are reported.
@@ -29,6 +30,8 @@ pub(crate) struct Pending {
     pub started: Instant,
     pub bytes_in: Option<Arc<AtomicU64>>,
     pub record: AccessRecord,
+    /// Keeps the request counted by its route's `limit-connections` until the body has ended.
+    pub _permit: Option<Permit>,
 }
 
 /// A response body that reports its request to the metrics and the access log when it ends,

@@ -9,6 +9,7 @@ use vestibule_routing::{BackendId, Endpoint, Route, RouteTable};
 use vestibule_tls::TlsTable;
 
 use crate::metrics::RouteLabels;
+use crate::rate_limit::{Zone, Zones};
 use crate::upstream::Upstream;
 
 /// What a matched rule leads to in the data plane.
@@ -20,6 +21,8 @@ pub struct RouteTarget {
     pub upstream: Arc<Upstream>,
     /// The route's metric labels, computed once per table.
     pub labels: RouteLabels,
+    /// The limiter state of the route's Ingress, when it has rate or connection limits.
+    pub(crate) limiter: Option<Arc<Zone>>,
 }
 
 /// The routing table the data plane serves from.
@@ -41,6 +44,7 @@ pub struct Applied {
 struct Registry {
     routes: Option<RouteTable<Route>>,
     upstreams: HashMap<BackendId, Arc<Upstream>>,
+    zones: Zones,
 }
 
 /// The live configuration: listeners read it once per request, the control plane replaces it.
@@ -115,7 +119,9 @@ impl DataPlane {
             }
         }
         if registry.routes.as_ref() != Some(routes) {
-            let upstreams = &registry.upstreams;
+            let Registry {
+                upstreams, zones, ..
+            } = &mut *registry;
             let live = routes.map(|route| {
                 let upstream = upstreams
                     .get(&route.backend)
@@ -125,8 +131,10 @@ impl DataPlane {
                     labels: RouteLabels::of(route),
                     route: route.clone(),
                     upstream,
+                    limiter: zones.zone_for(route),
                 })
             });
+            zones.finish();
             self.table.store(Arc::new(live));
             registry.routes = Some(routes.clone());
             applied.routes_changed = true;

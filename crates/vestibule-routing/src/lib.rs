@@ -10,6 +10,7 @@ mod host_map;
 mod normalize;
 mod path;
 mod policy;
+mod rate_limit;
 mod table;
 
 pub use backend::{BackendId, Endpoint, IngressRef, Route, ServicePortRef};
@@ -21,4 +22,5 @@ pub use policy::{
     BodyLimit, Cors, IpRange, Limits, OriginPattern, Redirect, RequestValue, RoutePolicy,
     SourceFilter, Template, TemplatePart,
 };
+pub use rate_limit::{RateLimit, RequestRate};
 pub use table::{PathRule, RouteTable, RouteTableBuilder, Selected, VirtualHost};

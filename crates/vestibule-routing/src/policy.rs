@@ -6,6 +6,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::rate_limit::RateLimit;
+
 /// What an Ingress's annotations change about how its routes are served. The default changes
 /// nothing: the listener's settings apply.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub struct RoutePolicy {
     pub upstream_host: Option<String>,
     /// The `X-Forwarded-Prefix` sent to the backend (`x-forwarded-prefix`).
     pub forwarded_prefix: Option<String>,
+    /// Per-client request and connection limits (`limit-rps`, `limit-rpm`, `limit-connections`).
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Overrides of the listener's limits and timeouts; `None` keeps the listener's value.

@@ -62,12 +62,6 @@ pub(crate) fn known(name: &str) -> Option<Known> {
         | "session-cookie-change-on-failure"
         | "upstream-hash-by"
         | "load-balance"
-        | "limit-rps"
-        | "limit-rpm"
-        | "limit-connections"
-        | "limit-burst-multiplier"
-        | "limit-whitelist"
-        | "limit-allowlist"
         | "auth-type"
         | "auth-secret"
         | "auth-secret-type"
@@ -99,6 +93,9 @@ pub(crate) fn known(name: &str) -> Option<Known> {
             Unsupported("request mirroring is not supported")
         }
         "from-to-www-redirect" => Unsupported("www redirects are not supported"),
+        "limit-rate" | "limit-rate-after" => {
+            Unsupported("response bandwidth limits are not supported")
+        }
         "proxy-redirect-from"
         | "proxy-redirect-to"
         | "proxy-cookie-domain"

@@ -6,6 +6,7 @@
 //! proxy configuration text and are always refused.
 
 mod catalog;
+mod rate_limit;
 mod settings;
 mod values;
 

@@ -17,6 +17,7 @@ pub(super) fn read(reader: &mut Reader<'_>) -> IngressSettings {
         limits: limits(reader),
         upstream_host: reader.parse("upstream-vhost", values::host_header),
         forwarded_prefix: reader.parse("x-forwarded-prefix", values::path),
+        rate_limit: super::rate_limit::read(reader),
     };
     IngressSettings {
         policy: Arc::new(policy),
