@@ -9,6 +9,7 @@ mod debug_routes;
 mod http2_abuse;
 mod observability;
 mod proxying;
+mod rate_limits;
 mod reload;
 mod resilience;
 mod routing;
