@@ -4,8 +4,10 @@
 
 use std::net::SocketAddr;
 
+use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::annotations::{annotated_hosts, request, send_from};
 use crate::support::*;
@@ -185,4 +187,32 @@ async fn a_second_concurrent_request_over_limit_connections_gets_503() {
     assert_eq!((first.status, &first.body[..]), (200, &b"ok"[..]));
     let third = send_from("127.0.0.1", proxy, request("GET", "slow.example", "/", &[])).await;
     assert_eq!(third.status, 200, "the finished request no longer counts");
+}
+
+#[tokio::test]
+async fn an_open_websocket_counts_against_limit_connections() {
+    let (_manifests, vestibule) =
+        annotated_hosts(&[("chat", "chat.example", &[("limit-connections", "1")])]).await;
+    let stream = tokio::net::TcpStream::connect(vestibule.http)
+        .await
+        .expect("connect");
+    let (mut socket, response) = tokio_tungstenite::client_async("ws://chat.example/ws", stream)
+        .await
+        .expect("websocket handshake through the proxy");
+    assert_eq!(response.status(), 101);
+    socket.send(Message::text("hello")).await.expect("send");
+    let reply = socket.next().await.expect("reply").expect("message");
+    assert_eq!(reply, Message::text("hello"));
+    let during = statuses("127.0.0.1", vestibule.http, "chat.example", 1).await;
+    assert_eq!(
+        during,
+        [503],
+        "the open tunnel holds the client's one connection"
+    );
+    socket.close(None).await.expect("close");
+    drop(socket);
+    eventually(|| async {
+        statuses("127.0.0.1", vestibule.http, "chat.example", 1).await == [200]
+    })
+    .await;
 }
