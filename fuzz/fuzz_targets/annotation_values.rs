@@ -81,6 +81,17 @@ fn exercise(policy: &RoutePolicy, probe: &str) {
         assert!(http::HeaderValue::try_from(header.as_str()).is_ok());
         assert_eq!(header.matches(';').count(), 1, "no attribute injected: {header}");
     }
+    if let Some(limit) = &policy.rate_limit {
+        assert!(limit.requests.len() <= 2);
+        assert!(!limit.requests.is_empty() || limit.connections.is_some());
+        for rate in &limit.requests {
+            assert!(!rate.interval().is_zero());
+            assert!(rate.tolerance() <= rate.period.saturating_mul(1_000));
+        }
+        if let Ok(addr) = probe.parse() {
+            let _ = limit.exempts(addr);
+        }
+    }
 }
 
 fn ingress(annotations: BTreeMap<String, String>) -> Ingress {

@@ -8,6 +8,7 @@ use http::uri::Authority;
 use vestibule_routing::{BackendId, InvalidPath};
 
 use crate::body::BodyTooLarge;
+use crate::rate_limit::Limited;
 
 /// Who caused a failed request: decides the status class and the log level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +77,10 @@ pub enum ProxyError {
     /// The route's source ranges do not admit the client's address.
     #[error("the client address is not allowed on this route")]
     Forbidden,
+    /// The client is over its route's rate or connection limit (`limit-rps`, `limit-rpm`,
+    /// `limit-connections`).
+    #[error("{0}")]
+    RateLimited(Limited),
     /// No rule and no default backend matches.
     #[error("no rule matches the request")]
     NoRoute,
@@ -178,6 +183,7 @@ impl ProxyError {
             | Self::Misdirected { .. }
             | Self::Forbidden
             | Self::Unauthorized { .. }
+            | Self::RateLimited(_)
             | Self::NoRoute
             | Self::InvalidTarget(_) => Fault::Client,
             Self::NoReadyEndpoint { .. } | Self::RouteDenied(_) => Fault::Configuration,
@@ -198,7 +204,7 @@ impl ProxyError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::RouteDenied(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NoRoute => StatusCode::NOT_FOUND,
-            Self::NoReadyEndpoint { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited(_) | Self::NoReadyEndpoint { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
         }

@@ -38,6 +38,7 @@ use crate::metrics::RouteLabels;
 use crate::observe::{ObservedBody, Observers, Pending};
 use crate::plane::{DataPlane, RouteTarget};
 use crate::policy::{self, RequestFacts, add_cors_headers};
+use crate::rate_limit::{self, Permit};
 use crate::response::{ResponseBody, local, stamp};
 use crate::rewrite;
 use crate::selection::{RequestKeys, Strategy};
@@ -76,6 +77,7 @@ struct Exchange {
     bytes_in: Option<Arc<AtomicU64>>,
     /// A gRPC call to a gRPC backend: the proxy's own failures are answered in gRPC.
     grpc: bool,
+    permit: Option<Permit>,
 }
 
 impl Handler {
@@ -123,6 +125,7 @@ impl Handler {
             observers: self.observers.clone(),
             started,
             bytes_in: exchange.bytes_in,
+            _permit: exchange.permit,
             record: AccessRecord {
                 time,
                 client: origin.peer,
@@ -253,6 +256,10 @@ impl Handler {
         {
             return Ok(self.redirect_to_https(host_text, &path_and_query));
         }
+        exchange.permit = rate_limit::admit(&target, origin.peer.ip()).map_err(|limited| {
+            self.observers.metrics.limited(&target.labels, limited);
+            ProxyError::RateLimited(limited)
+        })?;
         if let Some(source) = &policy.source
             && !source.permits(origin.peer.ip())
         {
@@ -329,6 +336,7 @@ impl Handler {
                 upstream: upstream.clone(),
                 route_key,
                 endpoint,
+                _permit: exchange.permit.take(),
             };
             let backend_upgrade = hyper::upgrade::on(&mut response);
             tokio::spawn(async move {
@@ -565,6 +573,8 @@ struct Tunnel {
     upstream: Arc<Upstream>,
     route_key: (String, String),
     endpoint: Authority,
+    /// Keeps the connection counted by its route's `limit-connections` while it lasts.
+    _permit: Option<Permit>,
 }
 
 impl Tunnel {

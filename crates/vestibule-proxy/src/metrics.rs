@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry;
 use vestibule_routing::{BackendId, Route};
 
 use crate::plane::DataPlane;
+use crate::rate_limit::Limited;
 
 /// Latency buckets, in seconds, as ingress-nginx uses them.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -104,6 +105,19 @@ struct BackendLabels {
     service: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitedLabels {
+    namespace: Arc<String>,
+    ingress: Arc<String>,
+    limit: Limited,
+}
+
+impl EncodeLabelValue for Limited {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.name())
+    }
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
@@ -120,6 +134,7 @@ pub struct ProxyMetrics {
     open_connections: Family<ListenerLabels, Gauge>,
     tls_handshakes: Family<HandshakeLabels, Counter>,
     upstream_connections: Family<BackendLabels, Gauge>,
+    limited_requests: Family<LimitedLabels, Counter>,
 }
 
 /// One finished request, as the metrics record it.
@@ -159,6 +174,7 @@ impl ProxyMetrics {
             open_connections: Family::default(),
             tls_handshakes: Family::default(),
             upstream_connections: Family::default(),
+            limited_requests: Family::default(),
         }
     }
 
@@ -205,7 +221,25 @@ impl ProxyMetrics {
             "Connections open to endpoints (idle in the pool or in use), by namespace and Service",
             metrics.upstream_connections.clone(),
         );
+        registry.register(
+            "limited_requests",
+            "Requests refused by an Ingress's rate or connection limits, by limit",
+            metrics.limited_requests.clone(),
+        );
         metrics
+    }
+
+    /// Counts a request refused by the rate or connection limits of `route`'s Ingress.
+    pub fn limited(&self, route: &RouteLabels, limit: Limited) {
+        if !self.enabled {
+            return;
+        }
+        let labels = LimitedLabels {
+            namespace: route.namespace.clone(),
+            ingress: route.ingress.clone(),
+            limit,
+        };
+        self.limited_requests.get_or_create(&labels).inc();
     }
 
     /// Records one finished request.
@@ -365,6 +399,7 @@ mod tests {
         });
         let open = metrics.connection(ListenerKind::Https);
         metrics.handshake(HandshakeResult::Failure);
+        metrics.limited(&route, Limited::Requests);
         let mut text = String::new();
         encode(&mut text, &registry).expect("encoded");
         for expected in [
@@ -372,6 +407,7 @@ mod tests {
             r#"vestibule_response_bytes_total{namespace="shop",ingress="web",service="cart"} 300"#,
             r#"vestibule_open_connections{listener="https"} 1"#,
             r#"vestibule_tls_handshakes_total{result="failure"} 1"#,
+            r#"vestibule_limited_requests_total{namespace="shop",ingress="web",limit="requests"} 1"#,
             "vestibule_request_duration_seconds_count",
         ] {
             assert!(text.contains(expected), "{expected} missing from:\n{text}");

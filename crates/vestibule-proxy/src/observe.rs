@@ -13,6 +13,7 @@ use crate::access_log::{AccessLog, AccessRecord};
 use crate::forward::{Scheme, TraceContext};
 use crate::metrics::{ProxyMetrics, RequestSample};
 use crate::otlp::{OtlpExporter, ServerSpan};
+use crate::rate_limit::Permit;
 use crate::response::ResponseBody;
 
 /// Where finished requests are reported.
@@ -42,6 +43,8 @@ pub(crate) struct Pending {
     pub record: AccessRecord,
     pub trace: Option<TraceContext>,
     pub scheme: Scheme,
+    /// Keeps the request counted by its route's `limit-connections` until the body has ended.
+    pub _permit: Option<Permit>,
 }
 
 /// A response body that reports its request to the metrics, the access log and the span

@@ -10,6 +10,7 @@ use vestibule_tls::TlsTable;
 
 use crate::canary::{CanaryTarget, live_canary};
 use crate::metrics::RouteLabels;
+use crate::rate_limit::{Zone, Zones};
 use crate::upstream::Upstream;
 
 /// What a matched rule leads to in the data plane.
@@ -23,6 +24,8 @@ pub struct RouteTarget {
     pub labels: RouteLabels,
     /// The route's canary, which some requests go to instead.
     pub canary: Option<CanaryTarget>,
+    /// The limiter state of the route's Ingress, when it has rate or connection limits.
+    pub(crate) limiter: Option<Arc<Zone>>,
 }
 
 /// The routing table the data plane serves from.
@@ -44,6 +47,7 @@ pub struct Applied {
 struct Registry {
     routes: Option<RouteTable<Route>>,
     upstreams: HashMap<BackendId, Arc<Upstream>>,
+    zones: Zones,
 }
 
 /// The live configuration: listeners read it once per request, the control plane replaces it.
@@ -118,7 +122,10 @@ impl DataPlane {
             }
         }
         if registry.routes.as_ref() != Some(routes) {
-            let upstreams = &registry.upstreams;
+            let Registry {
+                upstreams, zones, ..
+            } = &mut *registry;
+            let upstreams = &*upstreams;
             let upstream_of = |id: &BackendId| {
                 upstreams
                     .get(id)
@@ -131,8 +138,10 @@ impl DataPlane {
                     route: route.clone(),
                     upstream: upstream_of(&route.backend),
                     canary: live_canary(route, upstream_of),
+                    limiter: zones.zone_for(route),
                 })
             });
+            zones.finish();
             self.table.store(Arc::new(live));
             registry.routes = Some(routes.clone());
             applied.routes_changed = true;

@@ -12,6 +12,7 @@ mod host_map;
 mod normalize;
 mod path;
 mod policy;
+mod rate_limit;
 mod regex_path;
 mod rewrite;
 mod table;
@@ -29,6 +30,7 @@ pub use policy::{
     BackendProtocol, BasicAuth, BodyLimit, Cors, IpRange, Limits, OriginPattern, Redirect,
     RequestValue, RoutePolicy, SourceFilter, Template, TemplatePart,
 };
+pub use rate_limit::{RateLimit, RequestRate};
 pub use regex_path::{InvalidRegex, PathRegex};
 pub use rewrite::{RewritePart, RewriteTarget};
 pub use table::{PathRule, RouteTable, RouteTableBuilder, Selected, VirtualHost};

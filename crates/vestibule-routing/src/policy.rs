@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use vestibule_htpasswd::Credentials;
 
+use crate::rate_limit::RateLimit;
 use crate::rewrite::RewriteTarget;
 
 /// What an Ingress's annotations change about how its routes are served. The default changes
@@ -42,6 +43,8 @@ pub struct RoutePolicy {
     pub protocol: BackendProtocol,
     /// How requests are spread over the backend's endpoints.
     pub balancing: crate::Balancing,
+    /// Per-client request and connection limits (`limit-rps`, `limit-rpm`, `limit-connections`).
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// How requests are carried to a backend's endpoints (`backend-protocol`).

@@ -43,12 +43,6 @@ pub(crate) fn known(name: &str) -> Option<Known> {
         }
         "connection-proxy-header" => Ignored("hop-by-hop headers are managed by Vestibule"),
         "affinity-canary-behavior"
-        | "limit-rps"
-        | "limit-rpm"
-        | "limit-connections"
-        | "limit-burst-multiplier"
-        | "limit-whitelist"
-        | "limit-allowlist"
         | "auth-url"
         | "auth-method"
         | "auth-signin"
@@ -76,6 +70,9 @@ pub(crate) fn known(name: &str) -> Option<Known> {
             Unsupported("request mirroring is not supported")
         }
         "from-to-www-redirect" => Unsupported("www redirects are not supported"),
+        "limit-rate" | "limit-rate-after" => {
+            Unsupported("response bandwidth limits are not supported")
+        }
         "proxy-redirect-from"
         | "proxy-redirect-to"
         | "proxy-cookie-domain"

@@ -10,6 +10,7 @@ mod balancing;
 mod canary;
 mod catalog;
 mod protocol;
+mod rate_limit;
 mod rewrite;
 mod settings;
 mod values;

@@ -33,6 +33,7 @@ pub(super) fn read(
         rewrite: reader.parse("rewrite-target", rewrite::target),
         protocol: super::protocol::backend_protocol(reader),
         balancing: super::balancing::read(reader),
+        rate_limit: super::rate_limit::read(reader),
     };
     IngressSettings {
         policy: Arc::new(policy),

@@ -12,10 +12,10 @@ use crate::support::*;
 const NGINX: &str = "nginx.ingress.kubernetes.io/";
 
 /// An Ingress name, its host, and its annotations without prefix.
-type AnnotatedHost<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+pub(crate) type AnnotatedHost<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 
 /// One Ingress per [`AnnotatedHost`], all to one echo backend named `web`.
-async fn annotated_hosts(hosts: &[AnnotatedHost<'_>]) -> (Manifests, Vestibule) {
+pub(crate) async fn annotated_hosts(hosts: &[AnnotatedHost<'_>]) -> (Manifests, Vestibule) {
     let backend = echo_backend("web").await;
     let manifests = Manifests::new();
     manifests.write("svc.yaml", &service("web", &[backend]));
@@ -42,7 +42,11 @@ async fn annotated_hosts(hosts: &[AnnotatedHost<'_>]) -> (Manifests, Vestibule) 
 }
 
 /// Sends `request` to `proxy` over a new HTTP/1.1 connection made from `source`.
-async fn send_from(source: &str, proxy: SocketAddr, request: http::Request<Full<Bytes>>) -> Answer {
+pub(crate) async fn send_from(
+    source: &str,
+    proxy: SocketAddr,
+    request: http::Request<Full<Bytes>>,
+) -> Answer {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket
         .bind(format!("{source}:0").parse().expect("address"))
@@ -56,7 +60,7 @@ async fn send_from(source: &str, proxy: SocketAddr, request: http::Request<Full<
     read_answer(response).await.expect("whole answer")
 }
 
-fn request(
+pub(crate) fn request(
     method: &str,
     host: &str,
     path: &str,

@@ -14,6 +14,7 @@ mod http2_abuse;
 mod observability;
 mod otlp;
 mod proxying;
+mod rate_limits;
 mod reload;
 mod resilience;
 mod routing;
