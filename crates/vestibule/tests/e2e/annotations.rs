@@ -20,25 +20,31 @@ pub(crate) async fn annotated_hosts(hosts: &[AnnotatedHost<'_>]) -> (Manifests, 
     let manifests = Manifests::new();
     manifests.write("svc.yaml", &service("web", &[backend]));
     for (name, host, annotations) in hosts {
-        let annotations: Vec<(String, &str)> = annotations
-            .iter()
-            .map(|(key, value)| (format!("{NGINX}{key}"), *value))
-            .collect();
-        let annotations: Vec<(&str, &str)> = annotations
-            .iter()
-            .map(|(key, value)| (key.as_str(), *value))
-            .collect();
         manifests.write(
             &format!("{name}.yaml"),
-            &annotated(
-                &ingress(name, &[(host, "/", "Prefix", "web")]),
-                &annotations,
-            ),
+            &nginx_ingress(name, host, annotations),
         );
     }
     let vestibule = Vestibule::start(manifests.path(), &[]);
     vestibule.wait_ready().await;
     (manifests, vestibule)
+}
+
+/// An Ingress `name` routing all of `host` to the Service `web`, with `annotations` under the
+/// ingress-nginx prefix.
+fn nginx_ingress(name: &str, host: &str, annotations: &[(&str, &str)]) -> String {
+    let annotations: Vec<(String, &str)> = annotations
+        .iter()
+        .map(|(key, value)| (format!("{NGINX}{key}"), *value))
+        .collect();
+    let annotations: Vec<(&str, &str)> = annotations
+        .iter()
+        .map(|(key, value)| (key.as_str(), *value))
+        .collect();
+    annotated(
+        &ingress(name, &[(host, "/", "Prefix", "web")]),
+        &annotations,
+    )
 }
 
 /// Sends `request` to `proxy` over a new HTTP/1.1 connection made from `source`.
@@ -484,23 +490,9 @@ async fn basic_auth_checks_htpasswd_credentials() {
         "map.yaml",
         &opaque_secret("team-map", &[("bob", "{SHA}9SMYoF5RilWWASry7TjeaKwmpGg=")]),
     );
-    let protected = |name: &str, host: &str, annotations: &[(&str, &str)]| {
-        let annotations: Vec<(String, &str)> = annotations
-            .iter()
-            .map(|(key, value)| (format!("{NGINX}{key}"), *value))
-            .collect();
-        let annotations: Vec<(&str, &str)> = annotations
-            .iter()
-            .map(|(key, value)| (key.as_str(), *value))
-            .collect();
-        annotated(
-            &ingress(name, &[(host, "/", "Prefix", "web")]),
-            &annotations,
-        )
-    };
     manifests.write(
         "file-ing.yaml",
-        &protected(
+        &nginx_ingress(
             "file",
             "file.example",
             &[
@@ -512,7 +504,7 @@ async fn basic_auth_checks_htpasswd_credentials() {
     );
     manifests.write(
         "map-ing.yaml",
-        &protected(
+        &nginx_ingress(
             "map",
             "map.example",
             &[
@@ -524,7 +516,7 @@ async fn basic_auth_checks_htpasswd_credentials() {
     );
     manifests.write(
         "missing-ing.yaml",
-        &protected(
+        &nginx_ingress(
             "missing",
             "missing.example",
             &[("auth-type", "basic"), ("auth-secret", "no-such-secret")],
@@ -532,7 +524,7 @@ async fn basic_auth_checks_htpasswd_credentials() {
     );
     manifests.write(
         "foreign-ing.yaml",
-        &protected(
+        &nginx_ingress(
             "foreign",
             "foreign.example",
             &[
