@@ -213,9 +213,9 @@ impl ProxyError {
             | Self::NoRoute
             | Self::InvalidTarget(_) => Fault::Client,
             Self::NoReadyEndpoint { .. } | Self::RouteDenied(_) => Fault::Configuration,
-            Self::UpstreamTimeout { .. } | Self::UpstreamFailed { .. } | Self::AuthFailed { .. } => {
-                Fault::Upstream
-            }
+            Self::UpstreamTimeout { .. }
+            | Self::UpstreamFailed { .. }
+            | Self::AuthFailed { .. } => Fault::Upstream,
         }
     }
 

@@ -168,7 +168,9 @@ fn headers_for_service(
         (&X_FORWARDED_PROTO, scheme),
         (
             &X_AUTH_REQUEST_REDIRECT,
-            auth.request_redirect.as_deref().unwrap_or(facts.request_uri),
+            auth.request_redirect
+                .as_deref()
+                .unwrap_or(facts.request_uri),
         ),
     ];
     for (name, value) in values {

@@ -87,9 +87,7 @@ fn auth_url(text: &str) -> Result<Template, Invalid> {
         .map(|(_, rest)| rest)
         .unwrap_or_default();
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let literal = authority
-        .replace("$http_host", "h")
-        .replace("$host", "h");
+    let literal = authority.replace("$http_host", "h").replace("$host", "h");
     let valid = !literal.is_empty()
         && literal
             .chars()

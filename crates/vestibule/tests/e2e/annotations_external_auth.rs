@@ -50,7 +50,10 @@ struct Log(Arc<Mutex<Vec<Seen>>>);
 
 impl Log {
     fn all(&self) -> Vec<Seen> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn last(&self) -> Seen {
@@ -97,7 +100,10 @@ async fn recording_server(log: Log, answer: fn(&Seen) -> Response<Full<Bytes>>) 
 }
 
 fn auth_service(seen: &Seen) -> Response<Full<Bytes>> {
-    let authorization = seen.headers.get("authorization").map(|value| value.as_bytes());
+    let authorization = seen
+        .headers
+        .get("authorization")
+        .map(|value| value.as_bytes());
     let response = match authorization {
         Some(b"Bearer good") => Response::builder()
             .header("x-auth-user", "alice")
@@ -283,9 +289,7 @@ async fn request_bodies_reach_the_backend_intact_after_authentication() {
 async fn refused_requests_get_the_services_answer_and_never_reach_the_backend() {
     let setup = setup().await;
     let forged = [("x-auth-user", "alice")];
-    let challenged = setup
-        .send("GET", "plain.example", "/", &forged, b"")
-        .await;
+    let challenged = setup.send("GET", "plain.example", "/", &forged, b"").await;
     assert_eq!(challenged.status, 401);
     assert_eq!(
         challenged.headers["www-authenticate"],
