@@ -77,8 +77,8 @@ pub(super) fn read(reader: &mut Reader<'_>) -> Outcome {
     })
 }
 
-/// An absolute `http` or `https` URL whose address is a host and optional port, literal or
-/// `$host` / `$http_host`.
+/// An absolute `http` or `https` URL whose address is a host (a name, `[IPv6]`, `$host` or
+/// `$http_host`) and an optional port.
 fn auth_url(text: &str) -> Result<Template, Invalid> {
     let template = values::redirect_url(text)?;
     let rest = text
@@ -87,16 +87,41 @@ fn auth_url(text: &str) -> Result<Template, Invalid> {
         .map(|(_, rest)| rest)
         .unwrap_or_default();
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let literal = authority.replace("$http_host", "h").replace("$host", "h");
-    let valid = !literal.is_empty()
-        && literal
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'));
-    if valid {
+    if authority_is_valid(authority) {
         Ok(template)
     } else {
         Err("expected a host and optional port after the scheme, without credentials".to_owned())
     }
+}
+
+fn authority_is_valid(authority: &str) -> bool {
+    let literal = authority.replace("$http_host", "h").replace("$host", "h");
+    let (host, port) = match literal.strip_prefix('[') {
+        Some(bracketed) => {
+            let Some((ip, after)) = bracketed.split_once(']') else {
+                return false;
+            };
+            if ip.parse::<std::net::Ipv6Addr>().is_err() {
+                return false;
+            }
+            match after {
+                "" => ("h", None),
+                after => match after.strip_prefix(':') {
+                    Some(port) => ("h", Some(port)),
+                    None => return false,
+                },
+            }
+        }
+        None => match literal.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (literal.as_str(), None),
+        },
+    };
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        && port.is_none_or(|port| port.parse::<u16>().is_ok())
 }
 
 /// One of the methods ingress-nginx accepts, in capitals; `CONNECT` is refused, since it cannot
@@ -204,6 +229,10 @@ mod tests {
         assert!(auth_url("ftp://auth/").is_err());
         assert!(auth_url("http://auth/$remote_user").is_err());
         assert!(auth_url("http://$request_uri/").is_err());
+        assert!(auth_url("http://$host:8443/auth").is_ok());
+        assert!(auth_url("http://a:b:c/").is_err());
+        assert!(auth_url("http://auth:99999/").is_err());
+        assert!(auth_url("http://[::1/").is_err());
     }
 
     #[test]
