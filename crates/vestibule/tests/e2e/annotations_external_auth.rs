@@ -6,13 +6,16 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio_rustls::TlsAcceptor;
 
+use crate::backend_protocol::{acceptor, silent_backend};
 use crate::support::*;
 
 const NGINX: &str = "nginx.ingress.kubernetes.io/";
@@ -61,9 +64,13 @@ impl Log {
     }
 }
 
-/// Serves HTTP/1.1 on a loopback port, recording each request (body included) in `log` and
-/// answering with `answer`.
-async fn recording_server(log: Log, answer: fn(&Seen) -> Response<Full<Bytes>>) -> SocketAddr {
+/// Serves HTTP/1.1 on a loopback port (over TLS with `tls`), recording each request (body
+/// included) in `log` and answering with `answer`.
+async fn recording_server(
+    log: Log,
+    answer: fn(&Seen) -> Response<Full<Bytes>>,
+    tls: Option<TlsAcceptor>,
+) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -90,10 +97,19 @@ async fn recording_server(log: Log, answer: fn(&Seen) -> Response<Full<Bytes>>) 
                     Ok::<_, Infallible>(response)
                 }
             });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service),
-            );
+            let http = hyper::server::conn::http1::Builder::new();
+            match tls.clone() {
+                None => {
+                    tokio::spawn(http.serve_connection(TokioIo::new(stream), service));
+                }
+                Some(tls) => {
+                    tokio::spawn(async move {
+                        if let Ok(stream) = tls.accept(stream).await {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    });
+                }
+            }
         }
     });
     addr
@@ -134,9 +150,9 @@ struct Setup {
 
 async fn setup() -> Setup {
     let auth = Log::default();
-    let auth_addr = recording_server(auth.clone(), auth_service).await;
+    let auth_addr = recording_server(auth.clone(), auth_service, None).await;
     let backend = Log::default();
-    let backend_addr = recording_server(backend.clone(), echoing_backend).await;
+    let backend_addr = recording_server(backend.clone(), echoing_backend, None).await;
     let down = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("address")
@@ -321,5 +337,67 @@ async fn refused_requests_get_the_services_answer_and_never_reach_the_backend() 
         setup.backend.all().is_empty(),
         "the backend saw nothing: {:?}",
         setup.backend.all()
+    );
+}
+
+#[tokio::test]
+async fn services_over_https_are_asked_and_silent_ones_time_out_with_500() {
+    let auth = Log::default();
+    let tls = acceptor(&[b"http/1.1"]);
+    let https_auth = recording_server(auth.clone(), auth_service, Some(tls)).await;
+    let silent = silent_backend().await;
+    let backend = echo_backend("web").await;
+    let manifests = Manifests::new();
+    manifests.write("svc.yaml", &service("web", &[backend]));
+    let hosts = [
+        ("tls", format!("https://{https_auth}/check")),
+        ("slow", format!("http://{silent}/check")),
+    ];
+    for (name, url) in &hosts {
+        let host = format!("{name}.example");
+        let key = format!("{NGINX}auth-url");
+        manifests.write(
+            &format!("{name}.yaml"),
+            &annotated(
+                &ingress(name, &[(&host, "/", "Prefix", "web")]),
+                &[(&key, url)],
+            ),
+        );
+    }
+    let vestibule = Vestibule::start(manifests.path(), &["--proxy-read-timeout", "1s"]);
+    vestibule.wait_ready().await;
+    let request = |host: &str, token: &str| {
+        http::Request::get(format!("http://{}/x", vestibule.http))
+            .header("host", host)
+            .header("authorization", token)
+            .body(Full::default())
+            .expect("request")
+    };
+
+    let admitted = send(&http1_client(), request("tls.example", "Bearer good"))
+        .await
+        .expect("an answer");
+    assert_eq!(admitted.status, 200);
+    assert_eq!(admitted.backend(), "web");
+    let refused = send(&http1_client(), request("tls.example", "Bearer bad"))
+        .await
+        .expect("an answer");
+    assert_eq!(refused.status, 401);
+    assert_eq!(auth.all().len(), 2);
+    assert!(
+        auth.all()
+            .iter()
+            .all(|seen| seen.header("x-original-url") == "http://tls.example/x")
+    );
+
+    let asked = Instant::now();
+    let timed_out = send(&http1_client(), request("slow.example", "Bearer good"))
+        .await
+        .expect("an answer");
+    assert_eq!(timed_out.status, 500);
+    let waited = asked.elapsed();
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(10)).contains(&waited),
+        "answered after {waited:?}"
     );
 }
