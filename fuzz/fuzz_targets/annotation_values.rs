@@ -69,6 +69,27 @@ fn exercise(policy: &RoutePolicy, probe: &str) {
         let _ = cors.allowed_origin(Some(probe));
         let _ = cors.allowed_origin(None);
     }
+    if let Some(auth) = &policy.external_auth {
+        let benign = |value: RequestValue| match value {
+            RequestValue::Scheme => "https".to_owned(),
+            RequestValue::Host | RequestValue::HttpHost => "fuzz.example".to_owned(),
+            _ => "/a%2Fb?c=d".to_owned(),
+        };
+        let url = auth.url.render(benign);
+        let uri: http::Uri = url.parse().unwrap_or_else(|error| panic!("{url}: {error}"));
+        assert!(matches!(uri.scheme_str(), Some("http" | "https")), "{url}");
+        assert!(uri.host().is_some_and(|host| !host.is_empty()), "{url}");
+        for name in &auth.response_headers {
+            assert!(http::HeaderName::from_bytes(name.as_bytes()).is_ok(), "{name}");
+        }
+        if let Some(signin) = &auth.signin {
+            assert!(http::HeaderValue::try_from(signin.render(benign)).is_ok());
+        }
+        if let Some(redirect) = &auth.request_redirect {
+            assert!(http::HeaderValue::try_from(redirect.as_str()).is_ok());
+        }
+        let _ = auth.url.render(|value: RequestValue| format!("{probe}{}", value.name()));
+    }
     let balancing = &policy.balancing;
     if let Some(key) = &balancing.hash_by {
         assert!(key.0.iter().any(|part| !matches!(part, KeyPart::Text(_))));

@@ -71,6 +71,19 @@ pub enum ProxyError {
         /// The realm to name in the challenge.
         realm: String,
     },
+    /// The route's authentication service refused the request: 401 or 403 as it answered, or a
+    /// 302 to the route's sign-in page instead of its 401.
+    #[error("the authentication service refused the request ({})", .0.status)]
+    AuthRefused(Box<AuthRefusal>),
+    /// The route's authentication service could not be asked, or answered neither 2xx, 401 nor
+    /// 403: answered 500, as nginx's `auth_request` does.
+    #[error("external authentication at {url} failed: {reason}")]
+    AuthFailed {
+        /// The URL the service was asked at.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The route's configuration cannot be served safely (e.g. its authentication is broken).
     #[error("the route is refused: {0}")]
     RouteDenied(String),
@@ -115,7 +128,25 @@ pub enum ProxyError {
     },
 }
 
+/// How a request refused by an authentication service is answered.
+#[derive(Debug)]
+pub struct AuthRefusal {
+    /// 401, 403, or 302 to the sign-in page.
+    pub status: StatusCode,
+    /// `WWW-Authenticate`, `Location` and `Set-Cookie` headers to answer with.
+    pub headers: http::HeaderMap,
+}
+
 impl ProxyError {
+    /// Headers the answer carries besides those every answer has, such as an authentication
+    /// service's challenge.
+    pub fn headers(&self) -> Option<&http::HeaderMap> {
+        match self {
+            Self::AuthRefused(refusal) => Some(&refusal.headers),
+            _ => None,
+        }
+    }
+
     /// Whether the connection must be closed after answering: the request may have left bytes
     /// on the connection that can no longer be framed.
     pub fn closes_connection(&self) -> bool {
@@ -184,10 +215,13 @@ impl ProxyError {
             | Self::Forbidden
             | Self::Unauthorized { .. }
             | Self::RateLimited(_)
+            | Self::AuthRefused(_)
             | Self::NoRoute
             | Self::InvalidTarget(_) => Fault::Client,
             Self::NoReadyEndpoint { .. } | Self::RouteDenied(_) => Fault::Configuration,
-            Self::UpstreamTimeout { .. } | Self::UpstreamFailed { .. } => Fault::Upstream,
+            Self::UpstreamTimeout { .. }
+            | Self::UpstreamFailed { .. }
+            | Self::AuthFailed { .. } => Fault::Upstream,
         }
     }
 
@@ -202,6 +236,8 @@ impl ProxyError {
             Self::Misdirected { .. } => StatusCode::MISDIRECTED_REQUEST,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::AuthRefused(refusal) => refusal.status,
+            Self::AuthFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::RouteDenied(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::RateLimited(_) | Self::NoReadyEndpoint { .. } => StatusCode::SERVICE_UNAVAILABLE,

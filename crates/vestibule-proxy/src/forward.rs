@@ -114,12 +114,14 @@ pub(crate) fn add_forwarding_headers(headers: &mut HeaderMap, host: &HeaderValue
     );
     headers.insert(X_FORWARDED_HOST.clone(), host.clone());
     if !headers.contains_key(&X_REQUEST_ID) {
-        set(
-            headers,
-            &X_REQUEST_ID,
-            format!("{:032x}", fastrand::u128(..)),
-        );
+        headers.insert(X_REQUEST_ID.clone(), new_request_id());
     }
+}
+
+/// A new random `X-Request-ID`: 32 hex digits.
+pub(crate) fn new_request_id() -> HeaderValue {
+    HeaderValue::try_from(format!("{:032x}", fastrand::u128(..)))
+        .unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 /// The W3C trace context of one proxied request: the caller's trace (or a new one), and the

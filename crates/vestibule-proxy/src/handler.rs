@@ -28,6 +28,7 @@ use crate::body::UpstreamBody;
 use crate::clients::UpstreamClients;
 use crate::connector::for_backend;
 use crate::error::{Fault, ProxyError, TimeoutPhase};
+use crate::external_auth;
 use crate::forward::{
     Origin, Scheme, TraceContext, X_REQUEST_ID, add_forwarding_headers, propagate_trace,
     requested_upgrade, strip_hop_by_hop,
@@ -181,6 +182,9 @@ impl Handler {
                         .headers_mut()
                         .insert(http::header::WWW_AUTHENTICATE, challenge);
                 }
+                if let Some(headers) = error.headers() {
+                    response.headers_mut().extend(headers.clone());
+                }
                 if error.closes_connection() {
                     response
                         .headers_mut()
@@ -234,6 +238,7 @@ impl Handler {
                 .path_and_query()
                 .map_or("/", PathAndQuery::as_str),
             path: &path,
+            http_host: host_text,
         };
         if let Some(response) = policy::redirect(policy, &facts) {
             return Ok(response);
@@ -246,7 +251,7 @@ impl Handler {
         let strategy = Strategy::new(&policy.balancing, &keys);
         let path_and_query = match request.uri().query() {
             Some(query) => format!("{path}?{query}"),
-            None => path,
+            None => path.clone(),
         };
         let path_and_query = PathAndQuery::try_from(path_and_query)
             .map_err(|error| ProxyError::InvalidTarget(error.into()))?;
@@ -285,6 +290,21 @@ impl Handler {
             tokio::spawn(discard(request.into_body()));
             return Err(crate::body::BodyTooLarge { limit }.into());
         }
+        let admitted = match &policy.external_auth {
+            Some(auth) => {
+                let read_timeout = self.settings.upstream_read_timeout;
+                let checked = external_auth::check(
+                    &self.clients,
+                    read_timeout,
+                    auth,
+                    &facts,
+                    &request,
+                    origin,
+                );
+                Some(checked.await?)
+            }
+            None => None,
+        };
 
         let upgrade = match request.version() {
             Version::HTTP_11 => requested_upgrade(request.headers()),
@@ -300,6 +320,9 @@ impl Handler {
         }
         add_forwarding_headers(&mut parts.headers, &host, origin);
         apply_upstream_headers(policy, &mut parts.headers);
+        if let Some(admitted) = &admitted {
+            admitted.apply_to_request(&mut parts.headers);
+        }
         exchange.trace = Some(propagate_trace(&mut parts.headers));
         exchange.request_id = parts.headers.get(&X_REQUEST_ID).cloned();
         let counted = (!retryable).then(|| Arc::new(AtomicU64::new(0)));
@@ -367,6 +390,9 @@ impl Handler {
             headers
                 .entry(STRICT_TRANSPORT_SECURITY)
                 .or_insert_with(|| hsts.clone());
+        }
+        if let Some(admitted) = &admitted {
+            admitted.apply_to_response(response.status(), response.headers_mut());
         }
         Ok(response.map(Either::Left))
     }
@@ -507,7 +533,7 @@ fn request_host(request: &Request<Incoming>) -> Result<HeaderValue, ProxyError> 
 /// Reads and drops a refused request body, bounded in size and time, so that the client gets
 /// to read the answer instead of a connection reset (nginx's "lingering close"). Past the
 /// bounds the body is dropped and the connection closes.
-async fn discard(mut body: Incoming) {
+pub(crate) async fn discard(mut body: Incoming) {
     const MOST: u64 = 64 * 1024 * 1024;
     const LONGEST: std::time::Duration = std::time::Duration::from_secs(5);
     let drained = async {

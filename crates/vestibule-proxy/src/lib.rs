@@ -15,6 +15,7 @@ mod connector;
 mod debug_routes;
 mod error;
 mod ewma;
+mod external_auth;
 mod forward;
 mod framing;
 mod grpc;
@@ -44,7 +45,7 @@ pub use debug_routes::{
     BackendRef, BackendView, CertificateView, EndpointState, EndpointView, HostView, PathView,
     PortView, RouteView, RoutesView, TlsHostView, TlsView, routes_view,
 };
-pub use error::{Fault, ProxyError, TimeoutPhase};
+pub use error::{AuthRefusal, Fault, ProxyError, TimeoutPhase};
 pub use listener::{Proxy, ProxySettings};
 pub use metrics::{EndpointCollector, ProxyMetrics, RouteLabels};
 pub use observe::{ObservedBody, Observers};

@@ -22,15 +22,20 @@ pub(crate) struct RequestFacts<'a> {
     pub request_uri: &'a str,
     /// The normalised path.
     pub path: &'a str,
+    /// The host as the client sent it, with its port if it sent one.
+    pub http_host: &'a str,
 }
 
 impl RequestFacts<'_> {
-    fn value(&self, value: RequestValue) -> String {
+    /// The request's `value`, as nginx's variable of the same name gives it.
+    pub fn value(&self, value: RequestValue) -> String {
         match value {
             RequestValue::RequestUri => self.request_uri.to_owned(),
             RequestValue::Uri => self.path.to_owned(),
             RequestValue::Host => self.host.to_owned(),
             RequestValue::Scheme => self.scheme.as_str().to_owned(),
+            RequestValue::HttpHost => self.http_host.to_owned(),
+            RequestValue::EscapedRequestUri => crate::external_auth::escape_uri(self.request_uri),
         }
     }
 }
@@ -125,6 +130,7 @@ mod tests {
             host: "shop.example",
             request_uri: "/a/../b?x=1",
             path: "/b",
+            http_host: "shop.example:8443",
         }
     }
 

@@ -225,6 +225,7 @@ fn key_hash(key: &HashKey, request: &RequestKeys<'_>) -> u64 {
             KeyPart::Value(RequestValue::Uri) => hasher.write(facts.path.as_bytes()),
             KeyPart::Value(RequestValue::Host) => hasher.write(facts.host.as_bytes()),
             KeyPart::Value(RequestValue::Scheme) => hasher.write(facts.scheme.as_str().as_bytes()),
+            KeyPart::Value(value) => hasher.write(facts.value(*value).as_bytes()),
             KeyPart::RemoteAddr => {
                 let _ = write!(hasher, "{}", request.client);
             }
@@ -327,6 +328,7 @@ mod tests {
             host: "shop.example",
             request_uri,
             path: request_uri.split('?').next().unwrap_or("/"),
+            http_host: "shop.example",
         }
     }
 

@@ -7,6 +7,7 @@
 mod backend;
 mod balancing;
 mod canary;
+mod external_auth;
 mod host;
 mod host_map;
 mod normalize;
@@ -22,6 +23,7 @@ pub use balancing::{
     AffinityMode, Algorithm, Balancing, HashKey, KeyPart, SameSite, SessionCookie,
 };
 pub use canary::{Canary, CanaryRule, HeaderMatch, HeaderPattern, HeaderRule, Weight};
+pub use external_auth::{AuthMethod, ExternalAuth};
 pub use host::{HostMatch, InvalidHost, normalize_request_host};
 pub use host_map::HostMap;
 pub use normalize::{InvalidPath, normalize_path};

@@ -28,6 +28,8 @@ pub struct RoutePolicy {
     pub cors: Option<Cors>,
     /// Users must log in with HTTP basic authentication (`auth-type: basic`).
     pub basic_auth: Option<BasicAuth>,
+    /// Requests must be admitted by an authentication service first (`auth-url`).
+    pub external_auth: Option<crate::ExternalAuth>,
     /// The route is configured in a way that cannot be served safely (such as authentication
     /// whose Secret is missing): every request is refused with 503, and this says why.
     pub denied: Option<String>,
@@ -162,9 +164,23 @@ pub enum RequestValue {
     Host,
     /// `$scheme`: `http` or `https`.
     Scheme,
+    /// `$http_host`: the host the client asked for, with its port if it sent one.
+    HttpHost,
+    /// `$escaped_request_uri`: `$request_uri` escaped to fit in a query parameter.
+    EscapedRequestUri,
 }
 
 impl RequestValue {
+    /// Every request value.
+    pub const ALL: [Self; 6] = [
+        Self::RequestUri,
+        Self::Uri,
+        Self::Host,
+        Self::Scheme,
+        Self::HttpHost,
+        Self::EscapedRequestUri,
+    ];
+
     /// The value's name without the `$`.
     pub fn name(self) -> &'static str {
         match self {
@@ -172,14 +188,14 @@ impl RequestValue {
             Self::Uri => "uri",
             Self::Host => "host",
             Self::Scheme => "scheme",
+            Self::HttpHost => "http_host",
+            Self::EscapedRequestUri => "escaped_request_uri",
         }
     }
 
     /// The value named `name` (without the `$`), if there is one.
     pub fn named(name: &str) -> Option<Self> {
-        [Self::RequestUri, Self::Uri, Self::Host, Self::Scheme]
-            .into_iter()
-            .find(|value| value.name() == name)
+        Self::ALL.into_iter().find(|value| value.name() == name)
     }
 }
 

@@ -42,12 +42,20 @@ pub(crate) fn known(name: &str) -> Option<Known> {
             Ignored("HTTPS redirects always keep the path exactly as requested")
         }
         "connection-proxy-header" => Ignored("hop-by-hop headers are managed by Vestibule"),
-        "affinity-canary-behavior"
-        | "auth-url"
-        | "auth-method"
-        | "auth-signin"
-        | "auth-response-headers"
-        | "ssl-passthrough" => Unsupported(NOT_YET),
+        "affinity-canary-behavior" | "ssl-passthrough" => Unsupported(NOT_YET),
+        "auth-keepalive"
+        | "auth-keepalive-requests"
+        | "auth-keepalive-timeout"
+        | "auth-keepalive-share-vars" => {
+            Ignored("connections to the authentication service are always pooled and kept alive")
+        }
+        "enable-global-auth" => Ignored("Vestibule has no global external authentication"),
+        "auth-cache-key" | "auth-cache-duration" => Unsupported(
+            "answers of the authentication service are not cached; it is asked on every request",
+        ),
+        "auth-proxy-set-headers" => {
+            Unsupported("extra headers to the authentication service are not supported")
+        }
         "auth-tls-secret"
         | "auth-tls-verify-client"
         | "auth-tls-verify-depth"

@@ -9,6 +9,7 @@ mod auth;
 mod balancing;
 mod canary;
 mod catalog;
+mod external_auth;
 mod protocol;
 mod rate_limit;
 mod rewrite;

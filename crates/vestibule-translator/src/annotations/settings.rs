@@ -7,7 +7,7 @@ use vestibule_routing::{Cors, Limits, Redirect, RoutePolicy, SourceFilter};
 use vestibule_resources::Snapshot;
 
 use super::{IngressSettings, Reader};
-use super::{auth, rewrite, values};
+use super::{auth, external_auth, rewrite, values};
 
 /// Reads every honoured setting from an Ingress's annotations.
 pub(super) fn read(
@@ -20,8 +20,14 @@ pub(super) fn read(
         auth::Outcome::Basic(basic) => (Some(basic), None),
         auth::Outcome::Denied(why) => (None, Some(why)),
     };
+    let (external_auth, denied) = match external_auth::read(reader) {
+        external_auth::Outcome::None => (None, denied),
+        external_auth::Outcome::Auth(auth) => (Some(auth), denied),
+        external_auth::Outcome::Denied(why) => (None, denied.or(Some(why))),
+    };
     let policy = RoutePolicy {
         basic_auth,
+        external_auth,
         denied,
         redirect: redirect(reader),
         app_root: reader.parse("app-root", values::path),

@@ -125,8 +125,13 @@ fn template(text: &str) -> Result<Template, Invalid> {
             .unwrap_or(after.len());
         let name = &after[..end];
         let value = RequestValue::named(name).ok_or_else(|| {
+            let known: Vec<String> = RequestValue::ALL
+                .iter()
+                .map(|value| format!("${}", value.name()))
+                .collect();
             format!(
-                "${name} is not supported; only $request_uri, $uri, $host and $scheme are filled in"
+                "${name} is not supported; only {} are filled in",
+                known.join(", ")
             )
         })?;
         parts.push(TemplatePart::Value(value));

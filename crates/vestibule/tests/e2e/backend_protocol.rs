@@ -22,7 +22,7 @@ use crate::support::*;
 const NGINX: &str = "nginx.ingress.kubernetes.io/";
 
 /// A TLS acceptor with a fresh self-signed certificate, offering `alpn`.
-fn acceptor(alpn: &[&[u8]]) -> TlsAcceptor {
+pub(crate) fn acceptor(alpn: &[&[u8]]) -> TlsAcceptor {
     let generated =
         rcgen::generate_simple_self_signed(vec!["backend.local".to_owned()]).expect("certificate");
     let key = PrivatePkcs8KeyDer::from(generated.signing_key.serialize_der());
@@ -228,7 +228,7 @@ async fn vestibule_for(routes: &[Route<'_>]) -> (Manifests, Vestibule) {
 }
 
 /// A backend that accepts connections and never says anything.
-async fn silent_backend() -> SocketAddr {
+pub(crate) async fn silent_backend() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move {

@@ -2,6 +2,7 @@
 //! HTTP/1.1, HTTP/2 and WebSocket clients.
 
 mod annotations;
+mod annotations_external_auth;
 mod annotations_rewrite;
 mod backend_protocol;
 mod bad_input;
