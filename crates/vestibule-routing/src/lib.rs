@@ -10,6 +10,7 @@ mod canary;
 mod host;
 mod host_map;
 mod normalize;
+mod passthrough;
 mod path;
 mod policy;
 mod regex_path;
@@ -24,6 +25,7 @@ pub use canary::{Canary, CanaryRule, HeaderMatch, HeaderPattern, HeaderRule, Wei
 pub use host::{HostMatch, InvalidHost, normalize_request_host};
 pub use host_map::HostMap;
 pub use normalize::{InvalidPath, normalize_path};
+pub use passthrough::{Passthrough, PassthroughTable};
 pub use path::{PathMatch, normalize_prefix};
 pub use policy::{
     BackendProtocol, BasicAuth, BodyLimit, Cors, IpRange, Limits, OriginPattern, Redirect,

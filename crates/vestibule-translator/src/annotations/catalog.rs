@@ -52,8 +52,7 @@ pub(crate) fn known(name: &str) -> Option<Known> {
         | "auth-url"
         | "auth-method"
         | "auth-signin"
-        | "auth-response-headers"
-        | "ssl-passthrough" => Unsupported(NOT_YET),
+        | "auth-response-headers" => Unsupported(NOT_YET),
         "auth-tls-secret"
         | "auth-tls-verify-client"
         | "auth-tls-verify-depth"
