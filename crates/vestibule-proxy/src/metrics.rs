@@ -120,6 +120,7 @@ pub struct ProxyMetrics {
     open_connections: Family<ListenerLabels, Gauge>,
     tls_handshakes: Family<HandshakeLabels, Counter>,
     upstream_connections: Family<BackendLabels, Gauge>,
+    passthrough_connections: Family<RouteLabels, Counter>,
 }
 
 /// One finished request, as the metrics record it.
@@ -159,6 +160,7 @@ impl ProxyMetrics {
             open_connections: Family::default(),
             tls_handshakes: Family::default(),
             upstream_connections: Family::default(),
+            passthrough_connections: Family::default(),
         }
     }
 
@@ -205,6 +207,11 @@ impl ProxyMetrics {
             "Connections open to endpoints (idle in the pool or in use), by namespace and Service",
             metrics.upstream_connections.clone(),
         );
+        registry.register(
+            "passthrough_connections",
+            "TLS connections relayed unterminated (ssl-passthrough), by Ingress and Service",
+            metrics.passthrough_connections.clone(),
+        );
         metrics
     }
 
@@ -242,6 +249,13 @@ impl ProxyMetrics {
         self.tls_handshakes
             .get_or_create(&HandshakeLabels { result })
             .inc();
+    }
+
+    /// Counts a TLS connection relayed unterminated to the passthrough host `route`.
+    pub fn passthrough(&self, route: &RouteLabels) {
+        if self.enabled {
+            self.passthrough_connections.get_or_create(route).inc();
+        }
     }
 
     /// Counts a connection as open until the returned guard is dropped.
