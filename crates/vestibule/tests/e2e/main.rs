@@ -13,6 +13,7 @@ mod debug_routes;
 mod http2_abuse;
 mod observability;
 mod otlp;
+mod passthrough;
 mod proxying;
 mod reload;
 mod resilience;
