@@ -191,14 +191,17 @@ fn host_name(data: &[u8]) -> Option<Option<String>> {
     Some(host)
 }
 
-/// `name` as a lower-case host name without its trailing dot, if it is a plausible DNS name.
+/// `name` as a lower-case host name without its trailing dot, if it is a plausible DNS name:
+/// labels of 1 to 63 letters, digits, `-` or `_`, 253 bytes in all.
 fn valid_host(name: &[u8]) -> Option<String> {
     let name = name.strip_suffix(b".").unwrap_or(name);
-    let plausible = !name.is_empty()
-        && name.len() <= 253
-        && name
-            .iter()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_'));
+    let label = |label: &[u8]| {
+        (1..=63).contains(&label.len())
+            && label
+                .iter()
+                .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_'))
+    };
+    let plausible = name.len() <= 253 && name.split(|&byte| byte == b'.').all(label);
     plausible.then(|| String::from_utf8_lossy(name).to_ascii_lowercase())
 }
 

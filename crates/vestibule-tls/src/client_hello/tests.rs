@@ -167,4 +167,8 @@ fn host_names_are_checked() {
     assert_eq!(valid_host(b"nul\0.example"), None);
     assert_eq!(valid_host("é.example".as_bytes()), None);
     assert_eq!(valid_host(&[b'a'; 254]), None);
+    assert_eq!(valid_host(&[b'a'; 64]), None);
+    assert_eq!(valid_host(b"a.."), None);
+    assert_eq!(valid_host(b".a"), None);
+    assert_eq!(valid_host(b"a..b"), None);
 }
