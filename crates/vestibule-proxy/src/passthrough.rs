@@ -258,3 +258,74 @@ impl Relay<'_> {
         same_host && self.target.upstream.serves(endpoint)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use vestibule_routing::{
+        HostMatch, IngressRef, PathMatch, Route, RouteTableBuilder, ServicePortRef,
+    };
+    use vestibule_tls::TlsTable;
+
+    use super::*;
+
+    fn backend() -> BackendId {
+        BackendId {
+            namespace: "default".into(),
+            service: "pass".into(),
+            port: ServicePortRef::Number(443),
+        }
+    }
+
+    fn ingress() -> IngressRef {
+        IngressRef {
+            namespace: "default".into(),
+            name: "pass".into(),
+        }
+    }
+
+    #[test]
+    fn passthrough_hosts_share_the_routes_upstream_and_change_only_when_asked() {
+        let plane = DataPlane::default();
+        let mut builder = RouteTableBuilder::default();
+        let route = Route {
+            backend: backend(),
+            ingress: ingress(),
+            tls: false,
+            https_redirect: false,
+            policy: Default::default(),
+            canary: None,
+        };
+        let host = HostMatch::parse("*.pass.example").expect("host");
+        builder
+            .add_rule(host.clone(), PathMatch::prefix("/"), route)
+            .expect("no conflict");
+        let endpoints = BTreeMap::from([(backend(), Vec::new())]);
+        plane.apply(&builder.build(), &endpoints, &TlsTable::default());
+        let mut table = PassthroughTable::default();
+        table.insert(
+            host,
+            Passthrough {
+                backend: backend(),
+                ingress: ingress(),
+            },
+        );
+
+        let changes = plane.changes();
+        assert!(plane.apply_passthrough(&table));
+        assert!(changes.has_changed().expect("plane alive"));
+        assert!(!plane.apply_passthrough(&table), "nothing changed");
+        let live = plane.passthrough();
+        let target = live.get("A.pass.example").expect("one-label wildcard");
+        let routed = plane.table();
+        let routed = routed.route("a.pass.example", "/").expect("route");
+        assert!(Arc::ptr_eq(&target.upstream, &routed.target().upstream));
+        assert_eq!(target.labels.ingress.as_str(), "pass");
+        assert!(live.get("a.b.pass.example").is_none());
+        assert!(live.get("pass.example").is_none());
+
+        assert!(plane.apply_passthrough(&PassthroughTable::default()));
+        assert!(plane.passthrough().is_empty());
+    }
+}

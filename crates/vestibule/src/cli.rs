@@ -313,6 +313,7 @@ mod tests {
         assert_eq!(args.workers, None);
         assert_eq!(args.https_addr.to_string(), "0.0.0.0:8443");
         assert!(args.translation.default_ssl_redirect);
+        assert!(!args.translation.enable_ssl_passthrough);
         assert_eq!(args.https_redirect_port, 443);
         assert_eq!(args.tls_handshake_timeout, Duration::from_secs(10));
         assert_eq!(args.shutdown_grace, Duration::from_secs(5));
