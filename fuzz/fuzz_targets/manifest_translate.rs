@@ -8,6 +8,7 @@
 use libfuzzer_sys::fuzz_target;
 use vestibule_fuzz::check_route;
 use vestibule_resources::{ManifestFormat, Snapshot, decode_manifest};
+use vestibule_routing::HostMatch;
 use vestibule_translator::{Options, SecretName, Translation, translate};
 
 /// Hosts and paths taken from one input, at most each.
@@ -31,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
                 watch_ingress_without_class: true,
                 ssl_redirect: false,
                 default_certificate,
+                ssl_passthrough: true,
                 ..Options::default()
             },
         ];
@@ -99,6 +101,19 @@ fn check(translation: &Translation, hosts: &[String], paths: &[String]) {
             translation.backends.contains_key(&route.backend),
             "the table routes to {} but backends has no entry for it",
             route.backend
+        );
+    }
+    // Passthrough hosts go to the backend of one of the table's rules for that same pattern.
+    for (host, passthrough) in translation.passthrough.iter() {
+        assert!(host != HostMatch::Any, "a host-less rule was passed through");
+        let vhost = routes.virtual_hosts().into_iter().find(|vhost| *vhost.host() == host);
+        assert!(
+            vhost.is_some_and(|vhost| vhost
+                .rules()
+                .iter()
+                .any(|rule| rule.target.backend == passthrough.backend)),
+            "passthrough {host} -> {} matches no rule of the table",
+            passthrough.backend
         );
     }
     for host in hosts {

@@ -26,6 +26,7 @@ use crate::h2_flood::FloodGuard;
 use crate::handler::Handler;
 use crate::metrics::{HandshakeResult, ListenerKind};
 use crate::observe::Observers;
+use crate::passthrough;
 use crate::plane::DataPlane;
 use crate::tls::SniResolver;
 
@@ -170,6 +171,7 @@ impl Proxy {
 
     /// Serves HTTPS (TLS 1.2 and 1.3; ALPN `h2` and `http/1.1`) on `listener`, until the task
     /// is dropped. A client that does not finish its handshake in time is disconnected.
+    /// Connections for passthrough hosts are relayed unterminated instead.
     pub async fn serve_https(&self, listener: TcpListener) {
         let port = local_port(&listener);
         let handler = self.handler.clone();
@@ -183,7 +185,13 @@ impl Proxy {
             async move {
                 let metrics = &handler.observers.metrics;
                 let _open = metrics.connection(ListenerKind::Https);
-                let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                let deadline = tokio::time::Instant::now() + timeout;
+                let Some(stream) = passthrough::intercept(&handler, stream, peer, deadline).await
+                else {
+                    return;
+                };
+                let stream = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await
+                {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(error)) => {
                         metrics.handshake(HandshakeResult::Failure);

@@ -135,6 +135,7 @@ pub struct ProxyMetrics {
     tls_handshakes: Family<HandshakeLabels, Counter>,
     upstream_connections: Family<BackendLabels, Gauge>,
     limited_requests: Family<LimitedLabels, Counter>,
+    passthrough_connections: Family<RouteLabels, Counter>,
 }
 
 /// One finished request, as the metrics record it.
@@ -175,6 +176,7 @@ impl ProxyMetrics {
             tls_handshakes: Family::default(),
             upstream_connections: Family::default(),
             limited_requests: Family::default(),
+            passthrough_connections: Family::default(),
         }
     }
 
@@ -226,6 +228,11 @@ impl ProxyMetrics {
             "Requests refused by an Ingress's rate or connection limits, by limit",
             metrics.limited_requests.clone(),
         );
+        registry.register(
+            "passthrough_connections",
+            "TLS connections relayed unterminated (ssl-passthrough), by Ingress and Service",
+            metrics.passthrough_connections.clone(),
+        );
         metrics
     }
 
@@ -276,6 +283,13 @@ impl ProxyMetrics {
         self.tls_handshakes
             .get_or_create(&HandshakeLabels { result })
             .inc();
+    }
+
+    /// Counts a TLS connection relayed unterminated to the passthrough host `route`.
+    pub fn passthrough(&self, route: &RouteLabels) {
+        if self.enabled {
+            self.passthrough_connections.get_or_create(route).inc();
+        }
     }
 
     /// Counts a connection as open until the returned guard is dropped.

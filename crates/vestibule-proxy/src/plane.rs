@@ -5,11 +5,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
-use vestibule_routing::{BackendId, Endpoint, Route, RouteTable};
+use vestibule_routing::{BackendId, Endpoint, PassthroughTable, Route, RouteTable};
 use vestibule_tls::TlsTable;
 
 use crate::canary::{CanaryTarget, live_canary};
 use crate::metrics::RouteLabels;
+use crate::passthrough::LivePassthrough;
 use crate::rate_limit::{Zone, Zones};
 use crate::upstream::Upstream;
 
@@ -57,6 +58,7 @@ struct Registry {
 pub struct DataPlane {
     table: ArcSwap<LiveTable>,
     tls: ArcSwap<TlsTable>,
+    passthrough: ArcSwap<LivePassthrough>,
     registry: Mutex<Registry>,
     changes: watch::Sender<u64>,
 }
@@ -66,6 +68,7 @@ impl Default for DataPlane {
         Self {
             table: ArcSwap::from_pointee(LiveTable::default()),
             tls: ArcSwap::from_pointee(TlsTable::default()),
+            passthrough: ArcSwap::from_pointee(LivePassthrough::default()),
             registry: Mutex::default(),
             changes: watch::Sender::new(0),
         }
@@ -93,6 +96,29 @@ impl DataPlane {
     /// The certificates TLS handshakes choose from now.
     pub fn tls(&self) -> arc_swap::Guard<Arc<TlsTable>> {
         self.tls.load()
+    }
+
+    /// The hosts whose TLS connections are relayed unterminated now.
+    pub(crate) fn passthrough(&self) -> arc_swap::Guard<Arc<LivePassthrough>> {
+        self.passthrough.load()
+    }
+
+    /// Makes the passthrough hosts live, bound to the upstreams of the last
+    /// [`apply`](Self::apply) (call it right after); returns whether they changed. Relayed
+    /// connections whose host or endpoint went away are closed.
+    pub fn apply_passthrough(&self, table: &PassthroughTable) -> bool {
+        let registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        if self
+            .passthrough
+            .load()
+            .is_current(table, &registry.upstreams)
+        {
+            return false;
+        }
+        let live = LivePassthrough::build(table, &registry.upstreams);
+        self.passthrough.store(Arc::new(live));
+        self.changes.send_modify(|generation| *generation += 1);
+        true
     }
 
     /// Makes `routes`, `backends` and `tls` live. Backends keep their upstream (and its balancer

@@ -11,6 +11,7 @@ mod external_auth;
 mod host;
 mod host_map;
 mod normalize;
+mod passthrough;
 mod path;
 mod policy;
 mod rate_limit;
@@ -27,6 +28,7 @@ pub use external_auth::{AuthMethod, ExternalAuth};
 pub use host::{HostMatch, InvalidHost, normalize_request_host};
 pub use host_map::HostMap;
 pub use normalize::{InvalidPath, normalize_path};
+pub use passthrough::{Passthrough, PassthroughTable};
 pub use path::{PathMatch, normalize_prefix};
 pub use policy::{
     BackendProtocol, BasicAuth, BodyLimit, Cors, IpRange, Limits, OriginPattern, Redirect,

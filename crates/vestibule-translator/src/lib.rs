@@ -3,12 +3,14 @@
 //! [`translate`] is a pure function: no I/O, no clock, no panics. It is applied as ordered steps:
 //! select the Ingresses that are ours, order them by age, load the certificates their `spec.tls`
 //! names, read each one's annotations into a route policy and add its rules to a routing table
-//! (first come first kept), attach canary Ingresses to the routes they share, then resolve every referenced Service port to its ready endpoints.
+//! (first come first kept), attach canary Ingresses to the routes they share, collect the hosts
+//! passed through (`ssl-passthrough`), then resolve every referenced Service port to its ready endpoints.
 
 mod annotations;
 mod backends;
 mod canary;
 mod class;
+mod passthrough;
 mod regex_paths;
 mod rules;
 mod tls;
@@ -17,7 +19,7 @@ mod warning;
 use std::collections::BTreeMap;
 
 use vestibule_resources::Snapshot;
-use vestibule_routing::{BackendId, Endpoint, IngressRef, Route, RouteTable};
+use vestibule_routing::{BackendId, Endpoint, IngressRef, PassthroughTable, Route, RouteTable};
 use vestibule_tls::TlsTable;
 
 pub use annotations::{AnnotationVerdict, Verdict, review_annotations};
@@ -40,6 +42,9 @@ pub struct Options {
     /// The Secret holding the certificate for unknown server names
     /// (`--default-ssl-certificate`); without one the listener's self-signed certificate is used.
     pub default_certificate: Option<SecretName>,
+    /// Honour `ssl-passthrough` (`--enable-ssl-passthrough`); without it the annotation is
+    /// ignored with a warning.
+    pub ssl_passthrough: bool,
 }
 
 impl Default for Options {
@@ -50,6 +55,7 @@ impl Default for Options {
             watch_ingress_without_class: false,
             ssl_redirect: true,
             default_certificate: None,
+            ssl_passthrough: false,
         }
     }
 }
@@ -63,6 +69,8 @@ pub struct Translation {
     pub backends: BTreeMap<BackendId, Vec<Endpoint>>,
     /// The certificate for each TLS server name.
     pub tls: TlsTable,
+    /// The hosts whose TLS connections go unterminated to a backend.
+    pub passthrough: PassthroughTable,
     /// The Ingresses this controller serves, oldest first.
     pub ingresses: Vec<IngressRef>,
     /// What was wrong, per Ingress, in the order found.
@@ -79,13 +87,14 @@ pub fn translate(snapshot: &Snapshot, options: &Options) -> Translation {
         options.default_certificate.as_ref(),
         &mut warnings,
     );
-    let (routes, referenced) =
+    let (routes, referenced, passthrough) =
         rules::build_table(snapshot, &ingresses, &tls, options, &mut warnings);
     let backends = backends::resolve(snapshot, &referenced, &mut warnings);
     Translation {
         routes,
         backends,
         tls: tls.table,
+        passthrough,
         ingresses: ingresses
             .iter()
             .map(|ingress| rules::ingress_ref(ingress))

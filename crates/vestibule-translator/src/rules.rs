@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use vestibule_routing::{
-    BackendId, HostMatch, IngressRef, PathMatch, Route, RouteTable, RouteTableBuilder,
-    ServicePortRef,
+    BackendId, HostMatch, IngressRef, PassthroughTable, PathMatch, Route, RouteTable,
+    RouteTableBuilder, ServicePortRef,
 };
 
 use vestibule_resources::Snapshot;
@@ -14,6 +14,7 @@ use vestibule_resources::Snapshot;
 use crate::Options;
 use crate::annotations::{IngressSettings, settings_of};
 use crate::canary;
+use crate::passthrough;
 use crate::regex_paths::{regex_hosts, rule_policy};
 use crate::tls::Tls;
 use crate::warning::{Warning, WarningReason};
@@ -30,14 +31,14 @@ pub(crate) fn ingress_ref(ingress: &Ingress) -> IngressRef {
 }
 
 /// Adds the rules of `ingresses`, in the order given, to a new table; the first Ingress to
-/// claim a host, path and path type keeps it.
+/// claim a host, path and path type keeps it. Also returns the hosts passed through.
 pub(crate) fn build_table(
     snapshot: &Snapshot,
     ingresses: &[Arc<Ingress>],
     tls: &Tls,
     options: &Options,
     warnings: &mut Vec<Warning>,
-) -> (RouteTable<Route>, References) {
+) -> (RouteTable<Route>, References, PassthroughTable) {
     let mut builder = RouteTableBuilder::default();
     let mut references = References::new();
     let read: Vec<(IngressSettings, Vec<Warning>)> = ingresses
@@ -59,11 +60,15 @@ pub(crate) fn build_table(
         regex_hosts: &regex_hosts,
     };
     let mut canaries = Vec::new();
+    let mut passthrough = passthrough::Requests::default();
     for (ingress, (settings, mut found)) in ingresses.iter().zip(read) {
         warnings.append(&mut found);
         if let Some(rule) = settings.canary.clone() {
             canaries.push((ingress.clone(), rule));
             continue;
+        }
+        if settings.ssl_passthrough {
+            passthrough.ask(ingress);
         }
         add_ingress(
             ingress,
@@ -75,7 +80,9 @@ pub(crate) fn build_table(
         );
     }
     canary::attach(&canaries, &mut builder, &mut references, &context, warnings);
-    (builder.build(), references)
+    let table = builder.build();
+    let passthrough = passthrough.resolve(&table, options.ssl_passthrough, warnings);
+    (table, references, passthrough)
 }
 
 /// Adds the rules and default backend of one Ingress to `builder`, recording the backends they

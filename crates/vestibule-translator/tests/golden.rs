@@ -31,6 +31,7 @@ fn options_from(text: &str) -> Options {
                 }
                 Some(("ingress-class", class)) => options.ingress_class = class.to_owned(),
                 Some(("ssl-redirect", "false")) => options.ssl_redirect = false,
+                None if setting == "enable-ssl-passthrough" => options.ssl_passthrough = true,
                 Some(("default-ssl-certificate", secret)) => {
                     let (namespace, name) = secret.split_once('/').expect("NAMESPACE/NAME");
                     options.default_certificate = Some(SecretName {
@@ -135,6 +136,14 @@ fn render(translation: &Translation, probes: &[(&str, &str)]) -> String {
     }
     if let Some(certificate) = &translation.tls.default {
         writeln!(out, "tls default -> {}", certificate.source()).unwrap();
+    }
+    for (host, passthrough) in translation.passthrough.iter() {
+        writeln!(
+            out,
+            "passthrough {host} -> {} (from {})",
+            passthrough.backend, passthrough.ingress
+        )
+        .unwrap();
     }
     for warning in &translation.warnings {
         writeln!(out, "warning {warning}").unwrap();

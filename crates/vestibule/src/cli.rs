@@ -72,6 +72,11 @@ pub struct TranslationArgs {
     /// Redirect plain-HTTP requests for TLS hosts to HTTPS with a 308.
     #[arg(long, env = "VESTIBULE_DEFAULT_SSL_REDIRECT", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub default_ssl_redirect: bool,
+    /// Relay TLS connections for hosts of Ingresses annotated `ssl-passthrough: "true"` to
+    /// their backend without terminating them (the HTTPS listener then reads every ClientHello
+    /// first); without it the annotation is ignored with a warning.
+    #[arg(long, env = "VESTIBULE_ENABLE_SSL_PASSTHROUGH")]
+    pub enable_ssl_passthrough: bool,
 }
 
 /// Flags of `vestibule routes`.
@@ -308,6 +313,7 @@ mod tests {
         assert_eq!(args.workers, None);
         assert_eq!(args.https_addr.to_string(), "0.0.0.0:8443");
         assert!(args.translation.default_ssl_redirect);
+        assert!(!args.translation.enable_ssl_passthrough);
         assert_eq!(args.https_redirect_port, 443);
         assert_eq!(args.tls_handshake_timeout, Duration::from_secs(10));
         assert_eq!(args.shutdown_grace, Duration::from_secs(5));

@@ -39,6 +39,7 @@ impl Publisher {
         let applied =
             self.plane
                 .apply(&translation.routes, &translation.backends, &translation.tls);
+        let passthrough_changed = self.plane.apply_passthrough(&translation.passthrough);
         self.metrics
             .published(problems.len(), &translation.warnings, &translation.tls);
         let mut current = HashSet::new();
@@ -68,6 +69,7 @@ impl Publisher {
             routes_changed = applied.routes_changed,
             endpoint_sets_changed = applied.endpoint_sets_changed,
             tls_changed = applied.tls_changed,
+            passthrough_changed,
             translation_us = translated.as_micros() as u64,
             "configuration applied"
         );

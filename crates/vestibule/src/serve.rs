@@ -227,6 +227,7 @@ pub fn translator_options(args: &TranslationArgs) -> Options {
         controller_class: args.controller_class.clone(),
         watch_ingress_without_class: args.watch_ingress_without_class,
         ssl_redirect: args.default_ssl_redirect,
+        ssl_passthrough: args.enable_ssl_passthrough,
         default_certificate: args
             .default_ssl_certificate
             .clone()

@@ -42,7 +42,7 @@ pub(crate) fn known(name: &str) -> Option<Known> {
             Ignored("HTTPS redirects always keep the path exactly as requested")
         }
         "connection-proxy-header" => Ignored("hop-by-hop headers are managed by Vestibule"),
-        "affinity-canary-behavior" | "ssl-passthrough" => Unsupported(NOT_YET),
+        "affinity-canary-behavior" => Unsupported(NOT_YET),
         "auth-keepalive"
         | "auth-keepalive-requests"
         | "auth-keepalive-timeout"

@@ -49,6 +49,9 @@ pub(crate) struct IngressSettings {
     pub use_regex: bool,
     /// `canary`: the Ingress is a canary with this rule, and its other settings are ignored.
     pub canary: Option<CanaryRule>,
+    /// `ssl-passthrough`: TLS connections for the Ingress's hosts go unterminated to the
+    /// backend of each host's `/` rule (with `--enable-ssl-passthrough`).
+    pub ssl_passthrough: bool,
 }
 
 /// What Vestibule does with one annotation.

@@ -52,6 +52,9 @@ pub(super) fn read(
             .unwrap_or_default(),
         use_regex: reader.parse("use-regex", values::boolean).unwrap_or(false),
         canary: None,
+        ssl_passthrough: reader
+            .parse("ssl-passthrough", values::boolean)
+            .unwrap_or(false),
     }
 }
 

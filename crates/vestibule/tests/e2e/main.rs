@@ -14,6 +14,7 @@ mod debug_routes;
 mod http2_abuse;
 mod observability;
 mod otlp;
+mod passthrough;
 mod proxying;
 mod rate_limits;
 mod reload;
