@@ -106,20 +106,23 @@ impl Pick {
     }
 
     /// The endpoint failed (refused, reset or timed out). After repeated failures it is ejected
-    /// for a backoff period; when that ends, the next request to it probes it back in.
+    /// for a backoff period; when that ends, the next request to it probes it back in. Requests
+    /// that were already in flight when it was ejected do not extend the ejection: only a failed
+    /// probe doubles it.
     pub fn failed(&self) {
         let endpoint = &self.selector.endpoints[self.index];
-        endpoint.latency.observe(self.started.elapsed(), now_ms());
+        let now = now_ms();
+        endpoint.latency.observe(self.started.elapsed(), now);
         let failures = endpoint
             .consecutive_failures
             .fetch_add(1, Ordering::Relaxed)
             + 1;
-        if failures >= EJECT_AFTER_FAILURES {
+        if failures >= EJECT_AFTER_FAILURES && !endpoint.ejected(now) {
             let ejections = endpoint.ejections.fetch_add(1, Ordering::Relaxed).min(16);
             let backoff = BASE_EJECTION
                 .saturating_mul(1 << ejections)
                 .min(MAX_EJECTION);
-            let until = now_ms() + u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
+            let until = now + u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
             endpoint.ejected_until_ms.store(until, Ordering::Relaxed);
             tracing::warn!(endpoint = %endpoint.endpoint, ?backoff, "endpoint ejected after repeated failures");
         }
@@ -329,6 +332,22 @@ mod tests {
             upstream.pick().is_some(),
             "with every endpoint ejected, traffic is still tried"
         );
+    }
+
+    #[test]
+    fn failures_in_flight_during_an_ejection_do_not_extend_it() {
+        let upstream = Upstream::new(id(), &[socket("10.0.0.1:80"), socket("10.0.0.2:80")]);
+        let in_flight: Vec<Pick> = (0..EJECT_AFTER_FAILURES + 5)
+            .map(|_| upstream.pick_avoiding(Some(1)).expect("an endpoint"))
+            .collect();
+        for pick in &in_flight {
+            pick.failed();
+        }
+        let endpoint = &in_flight[0].selector.endpoints[0];
+        assert_eq!(endpoint.ejections.load(Ordering::Relaxed), 1);
+        let until = endpoint.ejected_until_ms.load(Ordering::Relaxed);
+        let first = u64::try_from(BASE_EJECTION.as_millis()).expect("small");
+        assert!(until <= now_ms() + first, "ejected for the first backoff only");
     }
 
     #[test]
