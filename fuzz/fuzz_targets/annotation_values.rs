@@ -55,7 +55,9 @@ fuzz_target!(|data: &[u8]| {
 fn exercise(policy: &RoutePolicy, probe: &str) {
     if let Some(redirect) = &policy.redirect {
         assert!((300..=308).contains(&redirect.status));
-        let _ = redirect.location.render(|value: RequestValue| format!("{probe}{}", value.name()));
+        let _ = redirect
+            .location
+            .render(|value: RequestValue| format!("{probe}{}", value.name()));
     }
     if let Some(root) = &policy.app_root {
         assert!(root.starts_with('/'));
@@ -80,7 +82,10 @@ fn exercise(policy: &RoutePolicy, probe: &str) {
         assert!(matches!(uri.scheme_str(), Some("http" | "https")), "{url}");
         assert!(uri.host().is_some_and(|host| !host.is_empty()), "{url}");
         for name in &auth.response_headers {
-            assert!(http::HeaderName::from_bytes(name.as_bytes()).is_ok(), "{name}");
+            assert!(
+                http::HeaderName::from_bytes(name.as_bytes()).is_ok(),
+                "{name}"
+            );
         }
         if let Some(signin) = &auth.signin {
             assert!(http::HeaderValue::try_from(signin.render(benign)).is_ok());
@@ -88,7 +93,9 @@ fn exercise(policy: &RoutePolicy, probe: &str) {
         if let Some(redirect) = &auth.request_redirect {
             assert!(http::HeaderValue::try_from(redirect.as_str()).is_ok());
         }
-        let _ = auth.url.render(|value: RequestValue| format!("{probe}{}", value.name()));
+        let _ = auth
+            .url
+            .render(|value: RequestValue| format!("{probe}{}", value.name()));
     }
     let balancing = &policy.balancing;
     if let Some(key) = &balancing.hash_by {
@@ -100,7 +107,11 @@ fn exercise(policy: &RoutePolicy, probe: &str) {
         assert!(path.starts_with('/'));
         let header = format!("{}=0; Path={path}", cookie.name);
         assert!(http::HeaderValue::try_from(header.as_str()).is_ok());
-        assert_eq!(header.matches(';').count(), 1, "no attribute injected: {header}");
+        assert_eq!(
+            header.matches(';').count(),
+            1,
+            "no attribute injected: {header}"
+        );
     }
     if let Some(limit) = &policy.rate_limit {
         assert!(limit.requests.len() <= 2);

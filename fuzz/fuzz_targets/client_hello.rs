@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let verdict = read_client_hello(data);
     match &verdict {
         ClientHello::Incomplete(needed) => {
-            assert!(*needed > data.len(), "Incomplete({needed}) for {} bytes", data.len());
+            assert!(
+                *needed > data.len(),
+                "Incomplete({needed}) for {} bytes",
+                data.len()
+            );
             return;
         }
         ClientHello::Complete(Some(host)) => {
@@ -27,5 +31,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut longer = data.to_vec();
     longer.extend_from_slice(&[0x16, 0x03, 0x01, 0x00, 0x01, 0x01]);
-    assert_eq!(read_client_hello(&longer), verdict, "more bytes changed the verdict");
+    assert_eq!(
+        read_client_hello(&longer),
+        verdict,
+        "more bytes changed the verdict"
+    );
 });

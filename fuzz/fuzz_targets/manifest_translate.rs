@@ -105,8 +105,14 @@ fn check(translation: &Translation, hosts: &[String], paths: &[String]) {
     }
     // Passthrough hosts go to the backend of one of the table's rules for that same pattern.
     for (host, passthrough) in translation.passthrough.iter() {
-        assert!(host != HostMatch::Any, "a host-less rule was passed through");
-        let vhost = routes.virtual_hosts().into_iter().find(|vhost| *vhost.host() == host);
+        assert!(
+            host != HostMatch::Any,
+            "a host-less rule was passed through"
+        );
+        let vhost = routes
+            .virtual_hosts()
+            .into_iter()
+            .find(|vhost| *vhost.host() == host);
         assert!(
             vhost.is_some_and(|vhost| vhost
                 .rules()

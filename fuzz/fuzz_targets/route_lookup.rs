@@ -11,6 +11,7 @@
 #![no_main]
 
 use std::cmp::Ordering;
+use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use vestibule_fuzz::check_route;
@@ -70,7 +71,15 @@ fuzz_target!(|data: &[u8]| {
 
     let mut builder = RouteTableBuilder::default();
     let mut next = 0;
-    for (rule_host, rule_path) in FIXED_RULES.iter().chain(&rules) {
+    for (rule_host, rule_path) in FIXED.iter() {
+        insert(
+            &mut builder,
+            &mut next,
+            rule_host.clone(),
+            rule_path.clone(),
+        );
+    }
+    for (rule_host, rule_path) in &rules {
         add_rule(&mut builder, &mut next, rule_host, rule_path);
     }
     // The request's own host, so that lookups reach input-made virtual hosts too.
@@ -101,22 +110,42 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// Adds one rule written `PATH` (Prefix), `=PATH` (Exact) or `~PATTERN` (Regex); invalid hosts
-/// and patterns are skipped, as the translator skips them.
-fn add_rule(builder: &mut RouteTableBuilder<usize>, next: &mut usize, host: &str, path: &str) {
-    let Ok(host) = HostMatch::parse(host) else {
-        return;
-    };
+/// [`FIXED_RULES`], parsed once: compiling their patterns for every input would dominate a run.
+static FIXED: LazyLock<Vec<(HostMatch, PathMatch)>> = LazyLock::new(|| {
+    FIXED_RULES
+        .iter()
+        .filter_map(|(host, path)| parse_rule(host, path))
+        .collect()
+});
+
+/// One rule written `PATH` (Prefix), `=PATH` (Exact) or `~PATTERN` (Regex); invalid hosts and
+/// patterns give `None`, as the translator skips them.
+fn parse_rule(host: &str, path: &str) -> Option<(HostMatch, PathMatch)> {
+    let host = HostMatch::parse(host).ok()?;
     let path = match (path.strip_prefix('='), path.strip_prefix('~')) {
         // `PathMatch::exact` requires a leading `/` (the translator rejects other paths).
         (Some(exact), _) if exact.starts_with('/') => PathMatch::exact(exact),
         (Some(exact), _) => PathMatch::exact(&format!("/{exact}")),
-        (None, Some(pattern)) => match PathMatch::regex(pattern) {
-            Ok(regex) => regex,
-            Err(_) => return,
-        },
+        (None, Some(pattern)) => PathMatch::regex(pattern).ok()?,
         (None, None) => PathMatch::prefix(path),
     };
+    Some((host, path))
+}
+
+/// Adds one rule as [`parse_rule`] reads it.
+fn add_rule(builder: &mut RouteTableBuilder<usize>, next: &mut usize, host: &str, path: &str) {
+    if let Some((host, path)) = parse_rule(host, path) {
+        insert(builder, next, host, path);
+    }
+}
+
+/// Adds a rule leading to the next number; a rule whose key is taken is skipped.
+fn insert(
+    builder: &mut RouteTableBuilder<usize>,
+    next: &mut usize,
+    host: HostMatch,
+    path: PathMatch,
+) {
     if builder.add_rule(host, path, *next).is_ok() {
         *next += 1;
     }
