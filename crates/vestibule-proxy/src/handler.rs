@@ -165,7 +165,8 @@ impl Handler {
         }
         let host = request_host(&request)?;
         let host_text = host.to_str().unwrap_or_default();
-        let path = normalize_path(request.uri().path())?.into_owned();
+        let uri = request.uri().clone();
+        let path = normalize_path(uri.path())?;
         if let Some(sni) = &origin.sni
             && misdirected(&self.plane, sni, host_text)
         {
@@ -207,12 +208,7 @@ impl Handler {
             client: origin.peer.ip(),
         };
         let strategy = Strategy::new(&policy.balancing, &keys);
-        let path_and_query = match request.uri().query() {
-            Some(query) => format!("{path}?{query}"),
-            None => path,
-        };
-        let path_and_query = PathAndQuery::try_from(path_and_query)
-            .map_err(|error| ProxyError::InvalidTarget(error.into()))?;
+        let path_and_query = rewrite::normalized_target(&uri, &path)?;
         if origin.scheme == Scheme::Http
             && target.route.https_redirect
             && !path_and_query.path().starts_with(ACME_CHALLENGE_PATH)
