@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::header::{HOST, REFERER, USER_AGENT};
 use http::uri::Authority;
@@ -34,6 +34,8 @@ pub enum AccessLogFormat {
 /// forwarded. Only the method and version are kept when nothing describes requests.
 #[derive(Debug)]
 pub(crate) struct RequestHead {
+    /// When the request arrived (the epoch when nothing describes requests).
+    pub time: SystemTime,
     pub method: Method,
     pub version: Version,
     /// The request target as received (shares the received bytes).
@@ -52,6 +54,7 @@ impl RequestHead {
         let version = request.version();
         if !describe {
             return Self {
+                time: UNIX_EPOCH,
                 method,
                 version,
                 uri: Uri::default(),
@@ -62,6 +65,7 @@ impl RequestHead {
         }
         let headers = request.headers();
         Self {
+            time: SystemTime::now(),
             method,
             version,
             uri: request.uri().clone(),
@@ -94,7 +98,6 @@ impl RequestHead {
 /// One finished request, as the access log records it.
 #[derive(Debug)]
 pub(crate) struct AccessRecord {
-    pub time: SystemTime,
     pub client: SocketAddr,
     pub head: RequestHead,
     pub status: u16,
@@ -168,14 +171,14 @@ fn protocol(version: Version) -> Cow<'static, str> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::Duration;
 
     /// A record of a routed, proxied request with every field set.
     pub fn record() -> AccessRecord {
         AccessRecord {
-            time: UNIX_EPOCH + Duration::from_millis(1_795_598_425_123),
             client: "192.0.2.4:5000".parse().expect("address"),
             head: RequestHead {
+                time: UNIX_EPOCH + Duration::from_millis(1_795_598_425_123),
                 method: Method::GET,
                 version: Version::HTTP_11,
                 uri: Uri::from_static("/cart?id=1"),

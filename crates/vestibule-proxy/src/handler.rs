@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::header::{
     CONNECTION, CONTENT_LENGTH, HOST, LOCATION, SET_COOKIE, STRICT_TRANSPORT_SECURITY,
@@ -86,7 +86,6 @@ impl Handler {
         origin: &Origin,
     ) -> Response<ObservedBody> {
         let started = Instant::now();
-        let time = SystemTime::now();
         let head = RequestHead::capture(&request, self.observers.describe_requests());
         let mut exchange = Exchange::default();
         let response = self.answer(request, origin, &mut exchange).await;
@@ -96,7 +95,6 @@ impl Handler {
             started,
             bytes_in: exchange.bytes_in,
             record: AccessRecord {
-                time,
                 client: origin.peer,
                 head,
                 status,

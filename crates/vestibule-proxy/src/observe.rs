@@ -88,7 +88,7 @@ impl ObservedBody {
             let head = &record.head;
             otlp.record(ServerSpan {
                 trace,
-                start: record.time,
+                start: head.time,
                 duration: elapsed,
                 method: head.method.clone(),
                 scheme: pending.scheme,

@@ -14,7 +14,7 @@ pub(super) fn line(record: &AccessRecord, out: &mut Vec<u8>) {
     let head = &record.head;
     let _ = write!(out, "{}", record.client.ip());
     out.extend_from_slice(b" - - [");
-    write_combined(out, record.time);
+    write_combined(out, head.time);
     out.extend_from_slice(b"] \"");
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');

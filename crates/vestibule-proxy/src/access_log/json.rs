@@ -42,7 +42,7 @@ pub(super) fn line(record: &AccessRecord, out: &mut Vec<u8>) {
     key(out, ",\"status\":");
     push_padded(out, u64::from(record.status), 1);
     key(out, ",\"time\":\"");
-    write_rfc3339(out, record.time);
+    write_rfc3339(out, head.time);
     key(out, "\",\"tls_version\":");
     match record.tls_version {
         Some(version) => string(out, version),
@@ -167,7 +167,7 @@ mod tests {
             value.map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
         };
         let mut time = Vec::new();
-        write_rfc3339(&mut time, record.time);
+        write_rfc3339(&mut time, record.head.time);
         let mut line = serde_json::json!({
             "time": String::from_utf8(time).expect("ASCII"),
             "request_id": header(record.request_id.as_ref()),

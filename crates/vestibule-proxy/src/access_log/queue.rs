@@ -1,14 +1,20 @@
 //! Lines waiting for the writer task: one shared buffer that requests append to and the task
-//! swaps out and writes whole, so a line costs a copy, not an allocation or a message.
+//! swaps out and writes whole, so a line costs a copy, not an allocation or a message, and
+//! lines are written in batches.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::Notify;
 
 /// Bytes waiting to be written; past this, lines are dropped rather than slow requests down.
 const MOST_PENDING: usize = 8 * 1024 * 1024;
+
+/// How long the writer lets lines gather after the first of a batch, so that it writes (and
+/// wakes the blocking pool that writes stdout) once per interval rather than once per request.
+const GATHERING: Duration = Duration::from_millis(5);
 
 /// The writer task's buffer keeps at most this much capacity between batches.
 const KEPT_CAPACITY: usize = 256 * 1024;
@@ -59,6 +65,7 @@ impl LineQueue {
         let mut batch = Vec::new();
         loop {
             self.ready.notified().await;
+            tokio::time::sleep(GATHERING).await;
             std::mem::swap(
                 &mut batch,
                 &mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner),
