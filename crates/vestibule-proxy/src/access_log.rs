@@ -36,13 +36,17 @@ pub enum AccessLogFormat {
 pub(crate) struct RequestHead {
     /// When the request arrived (the epoch when nothing describes requests).
     pub time: SystemTime,
+    /// The request method.
     pub method: Method,
+    /// The client's HTTP version.
     pub version: Version,
     /// The request target as received (shares the received bytes).
     pub uri: Uri,
     /// The `Host` header, for requests whose target has no authority.
     pub host: Option<HeaderValue>,
+    /// The `User-Agent` header.
     pub user_agent: Option<HeaderValue>,
+    /// The `Referer` header.
     pub referer: Option<HeaderValue>,
 }
 
