@@ -19,7 +19,7 @@ pub struct CanaryTarget {
     /// The live upstream of the canary backend.
     pub upstream: Arc<Upstream>,
     /// The metric labels of requests sent to the canary: its Ingress and Service.
-    pub labels: RouteLabels,
+    pub labels: Arc<RouteLabels>,
 }
 
 impl CanaryTarget {
@@ -28,18 +28,18 @@ impl CanaryTarget {
         Self {
             rule: canary.rule.clone(),
             upstream,
-            labels: RouteLabels {
+            labels: Arc::new(RouteLabels {
                 namespace: Arc::new(canary.ingress.namespace.clone()),
                 ingress: Arc::new(canary.ingress.name.clone()),
                 service: Arc::new(canary.backend.service.clone()),
-            },
+            }),
         }
     }
 }
 
 impl RouteTarget {
     /// The upstream a request with `headers` goes to, and the labels it is counted under.
-    pub(crate) fn choose(&self, headers: &HeaderMap) -> (&Arc<Upstream>, &RouteLabels) {
+    pub(crate) fn choose(&self, headers: &HeaderMap) -> (&Arc<Upstream>, &Arc<RouteLabels>) {
         match &self.canary {
             Some(canary) if to_canary(&canary.rule, headers, fastrand::u32) => {
                 (&canary.upstream, &canary.labels)

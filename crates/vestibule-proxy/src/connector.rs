@@ -79,8 +79,17 @@ pub(crate) struct CountedIo {
 }
 
 impl Connection for CountedIo {
+    /// The connection as the client needs it: whether it is proxied and its ALPN protocol. The
+    /// inner connector's `HttpInfo` is left out: nothing reads it, and the client would copy it
+    /// into every response's extensions, at three allocations each.
     fn connected(&self) -> Connected {
-        self.io.connected()
+        let inner = self.io.connected();
+        let connected = Connected::new().proxy(inner.is_proxied());
+        if inner.is_negotiated_h2() {
+            connected.negotiated_h2()
+        } else {
+            connected
+        }
     }
 }
 

@@ -1,9 +1,14 @@
 //! Rewriting headers between client and backend, as a reverse proxy must.
 
-use std::net::SocketAddr;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
 
+use bytes::Bytes;
+use http::header::InvalidHeaderValue;
 use http::header::{CONNECTION, HOST, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::hex::write_hex;
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1) that are never forwarded.
 const HOP_BY_HOP: [&str; 7] = [
@@ -48,8 +53,8 @@ impl Scheme {
 pub(crate) struct Origin {
     /// The client's address.
     pub peer: SocketAddr,
-    /// The listener's port, as `X-Forwarded-Port` reports it.
-    pub port: u16,
+    /// The connection's client address and listener port as forwarded headers give them.
+    pub forwarded: ForwardedValues,
     /// The listener's scheme.
     pub scheme: Scheme,
     /// The server name the client asked for in its TLS handshake.
@@ -58,6 +63,36 @@ pub(crate) struct Origin {
     pub framing: crate::framing::FramingFlag,
     /// The TLS version of the connection, for the access log.
     pub tls_version: Option<&'static str>,
+}
+
+/// Header values that are the same for every request of a connection, made once for it.
+#[derive(Clone, Debug)]
+pub(crate) struct ForwardedValues {
+    /// The client's IP address, for `X-Real-IP` and `X-Forwarded-For`.
+    client_ip: HeaderValue,
+    /// The listener's port, for `X-Forwarded-Port`.
+    port: HeaderValue,
+}
+
+impl ForwardedValues {
+    /// The values for a client at `client` on a listener at `port`.
+    pub fn new(client: IpAddr, port: u16) -> Self {
+        Self {
+            client_ip: display_value(client),
+            port: HeaderValue::from(port),
+        }
+    }
+}
+
+/// A header value holding `value`'s text, formatted on the stack.
+fn display_value(value: impl std::fmt::Display) -> HeaderValue {
+    let mut text = [0; 64];
+    let mut rest = &mut text[..];
+    let written = write!(rest, "{value}").map(|()| 64 - rest.len());
+    written
+        .ok()
+        .and_then(|len| HeaderValue::from_bytes(&text[..len]).ok())
+        .unwrap_or_else(|| HeaderValue::from_static(""))
 }
 
 /// The protocol an HTTP/1.1 request asks to upgrade to, when it asks with `Connection: upgrade`.
@@ -73,11 +108,19 @@ pub(crate) fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
 /// Removes hop-by-hop headers, including those the `Connection` header names, and restores the
 /// pair needed to carry an upgrade.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
+    // Names that are hop-by-hop anyway (`keep-alive`, `upgrade`) go below without being
+    // collected here.
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
         .flat_map(|value| value.to_str().unwrap_or_default().split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|token| {
+            !HOP_BY_HOP
+                .iter()
+                .any(|name| name.eq_ignore_ascii_case(token))
+        })
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .collect();
     for name in listed {
         headers.remove(name);
@@ -94,20 +137,15 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderVa
 /// Sets `Host` and the `X-Forwarded-*`, `X-Real-IP` and `X-Request-ID` headers a backend expects
 /// from an ingress controller.
 pub(crate) fn add_forwarding_headers(headers: &mut HeaderMap, host: &HeaderValue, origin: &Origin) {
-    let client_ip = origin.peer.ip().to_string();
+    let client_ip = &origin.forwarded.client_ip;
     let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::to_str) {
-        Some(Ok(previous)) if !previous.trim().is_empty() => format!("{previous}, {client_ip}"),
+        Some(Ok(previous)) if !previous.trim().is_empty() => appended(previous, client_ip),
         _ => client_ip.clone(),
     };
-    let set = |headers: &mut HeaderMap, name: &HeaderName, value: String| {
-        if let Ok(value) = HeaderValue::try_from(value) {
-            headers.insert(name.clone(), value);
-        }
-    };
     headers.insert(HOST, host.clone());
-    set(headers, &X_FORWARDED_FOR, forwarded_for);
-    set(headers, &X_REAL_IP, client_ip);
-    set(headers, &X_FORWARDED_PORT, origin.port.to_string());
+    headers.insert(X_FORWARDED_FOR.clone(), forwarded_for);
+    headers.insert(X_REAL_IP.clone(), client_ip.clone());
+    headers.insert(X_FORWARDED_PORT.clone(), origin.forwarded.port.clone());
     headers.insert(
         X_FORWARDED_PROTO.clone(),
         HeaderValue::from_static(origin.scheme.as_str()),
@@ -118,10 +156,26 @@ pub(crate) fn add_forwarding_headers(headers: &mut HeaderMap, host: &HeaderValue
     }
 }
 
-/// A new random `X-Request-ID`: 32 hex digits.
+/// A new random `X-Request-ID`: 32 hex digits, in a value that is cloned without copying.
 pub(crate) fn new_request_id() -> HeaderValue {
-    HeaderValue::try_from(format!("{:032x}", fastrand::u128(..)))
-        .unwrap_or_else(|_| HeaderValue::from_static("0"))
+    let mut id = [0; 32];
+    write_hex(&mut id, fastrand::u128(..));
+    shared_value(id).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// A header value of `bytes` that is cloned without copying: the request's headers are cloned
+/// for each attempt, and the request id for the access log.
+fn shared_value<const N: usize>(bytes: [u8; N]) -> Result<HeaderValue, InvalidHeaderValue> {
+    HeaderValue::from_maybe_shared(Bytes::from_owner(bytes))
+}
+
+/// `previous, client`: an `X-Forwarded-For` with the client appended.
+fn appended(previous: &str, client: &HeaderValue) -> HeaderValue {
+    let mut value = Vec::with_capacity(previous.len() + 2 + client.len());
+    value.extend_from_slice(previous.as_bytes());
+    value.extend_from_slice(b", ");
+    value.extend_from_slice(client.as_bytes());
+    HeaderValue::from_maybe_shared(Bytes::from(value)).unwrap_or_else(|_| client.clone())
 }
 
 /// The W3C trace context of one proxied request: the caller's trace (or a new one), and the
@@ -172,14 +226,19 @@ pub(crate) fn propagate_trace(headers: &mut HeaderMap) -> TraceContext {
             flags: 1,
         },
     };
-    let value = format!(
-        "00-{:032x}-{:016x}-{:02x}",
-        context.trace_id, context.span_id, context.flags
-    );
-    if let Ok(value) = HeaderValue::try_from(value) {
+    if let Ok(value) = shared_value(traceparent(&context)) {
         headers.insert(TRACEPARENT.clone(), value);
     }
     context
+}
+
+/// `00-TRACE_ID-SPAN_ID-FLAGS`: the `traceparent` that sends `context` on.
+fn traceparent(context: &TraceContext) -> [u8; 55] {
+    let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    write_hex(&mut value[3..35], context.trace_id);
+    write_hex(&mut value[36..52], u128::from(context.span_id));
+    write_hex(&mut value[53..55], u128::from(context.flags));
+    value
 }
 
 /// The trace id, parent span id and flags of a valid `traceparent` (W3C Trace Context, version
@@ -220,7 +279,7 @@ mod tests {
     fn origin() -> Origin {
         Origin {
             peer: "192.0.2.7:5555".parse().expect("address"),
-            port: 8080,
+            forwarded: ForwardedValues::new([192, 0, 2, 7].into(), 8080),
             scheme: Scheme::Http,
             sni: None,
             framing: crate::framing::FramingFlag::default(),
@@ -334,6 +393,22 @@ mod tests {
                 .expect("ascii")
                 .starts_with(&format!("00-{}-", started.trace_id_hex()))
         );
+    }
+
+    #[test]
+    fn forwarded_values_are_made_once_per_connection() {
+        let longest: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+            .parse()
+            .expect("address");
+        for (client, text) in [
+            (IpAddr::from([192, 0, 2, 7]), "192.0.2.7"),
+            ("2001:db8::1".parse().expect("address"), "2001:db8::1"),
+            (longest, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+        ] {
+            let values = ForwardedValues::new(client, 443);
+            assert_eq!(values.client_ip, text);
+            assert_eq!(values.port, "443");
+        }
     }
 
     #[test]

@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::header::{
-    CONNECTION, CONTENT_LENGTH, HOST, LOCATION, REFERER, SET_COOKIE, STRICT_TRANSPORT_SECURITY,
-    USER_AGENT,
+    CONNECTION, CONTENT_LENGTH, HOST, LOCATION, SET_COOKIE, STRICT_TRANSPORT_SECURITY,
 };
 use http::request::Parts;
 use http::uri::{Authority, PathAndQuery};
@@ -22,7 +21,7 @@ use vestibule_routing::{
     normalize_request_host,
 };
 
-use crate::access_log::AccessRecord;
+use crate::access_log::{AccessRecord, RequestHead};
 use crate::basic_auth::Authenticator;
 use crate::body::UpstreamBody;
 use crate::clients::UpstreamClients;
@@ -69,7 +68,7 @@ pub(crate) struct Handler {
 /// What proxying one request learned, for the metrics and the access log.
 #[derive(Default)]
 struct Exchange {
-    route: Option<RouteLabels>,
+    route: Option<Arc<RouteLabels>>,
     upstream_addr: Option<Authority>,
     upstream_status: Option<u16>,
     upstream_time: Option<f64>,
@@ -90,35 +89,7 @@ impl Handler {
         origin: &Origin,
     ) -> Response<ObservedBody> {
         let started = Instant::now();
-        let time = SystemTime::now();
-        let logged = self.observers.describe_requests();
-        let method = request.method().clone();
-        let version = request.version();
-        let headers = request.headers();
-        let (host, target, user_agent, referer) = if logged {
-            let host = request
-                .uri()
-                .authority()
-                .map(|authority| authority.as_str().to_owned())
-                .or_else(|| {
-                    headers
-                        .get(HOST)
-                        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
-                })
-                .unwrap_or_default();
-            let target = request.uri().path_and_query().map_or_else(
-                || request.uri().to_string(),
-                |target| target.as_str().to_owned(),
-            );
-            (
-                host,
-                target,
-                headers.get(USER_AGENT).cloned(),
-                headers.get(REFERER).cloned(),
-            )
-        } else {
-            Default::default()
-        };
+        let head = RequestHead::capture(&request, self.observers.describe_requests());
         let mut exchange = Exchange::default();
         let response = self.answer(request, origin, &mut exchange).await;
         let status = response.status().as_u16();
@@ -128,27 +99,20 @@ impl Handler {
             bytes_in: exchange.bytes_in,
             _permit: exchange.permit,
             record: AccessRecord {
-                time,
                 client: origin.peer,
-                method,
-                host,
-                target,
-                version,
+                head,
                 status,
                 bytes_in: 0,
                 bytes_out: 0,
                 duration: 0.0,
-                route: exchange.route.unwrap_or_default(),
-                upstream_addr: exchange.upstream_addr.map(|addr| addr.to_string()),
+                route: exchange.route.unwrap_or_else(RouteLabels::unrouted),
+                upstream_addr: exchange.upstream_addr,
                 upstream_status: exchange.upstream_status,
                 upstream_time: exchange.upstream_time,
                 request_id: exchange.request_id,
-                trace_id: exchange.trace.map(|trace| trace.trace_id_hex()),
-                user_agent,
-                referer,
+                trace: exchange.trace,
                 tls_version: origin.tls_version,
             },
-            trace: exchange.trace,
             scheme: origin.scheme,
         });
         response.map(|body| ObservedBody::new(body, pending))
@@ -206,7 +170,8 @@ impl Handler {
         }
         let host = request_host(&request)?;
         let host_text = host.to_str().unwrap_or_default();
-        let path = normalize_path(request.uri().path())?.into_owned();
+        let uri = request.uri().clone();
+        let path = normalize_path(uri.path())?;
         if let Some(sni) = &origin.sni
             && misdirected(&self.plane, sni, host_text)
         {
@@ -249,12 +214,7 @@ impl Handler {
             client: origin.peer.ip(),
         };
         let strategy = Strategy::new(&policy.balancing, &keys);
-        let path_and_query = match request.uri().query() {
-            Some(query) => format!("{path}?{query}"),
-            None => path.clone(),
-        };
-        let path_and_query = PathAndQuery::try_from(path_and_query)
-            .map_err(|error| ProxyError::InvalidTarget(error.into()))?;
+        let path_and_query = rewrite::normalized_target(&uri, &path)?;
         if origin.scheme == Scheme::Http
             && target.route.https_redirect
             && !path_and_query.path().starts_with(ACME_CHALLENGE_PATH)

@@ -21,6 +21,7 @@ mod framing;
 mod grpc;
 mod h2_flood;
 mod handler;
+mod hex;
 mod listener;
 mod metrics;
 mod observe;

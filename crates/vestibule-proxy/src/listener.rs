@@ -20,7 +20,7 @@ use vestibule_tls::{Certificate, crypto_provider};
 
 use crate::basic_auth::Authenticator;
 use crate::clients::UpstreamClients;
-use crate::forward::{Origin, Scheme};
+use crate::forward::{ForwardedValues, Origin, Scheme};
 use crate::framing::{FramingFlag, WatchedStream};
 use crate::h2_flood::FloodGuard;
 use crate::handler::Handler;
@@ -147,14 +147,14 @@ impl Proxy {
             let open = handler.observers.metrics.connection(ListenerKind::Http);
             let framing = FramingFlag::default();
             let stream = FloodGuard::new(WatchedStream::new(stream, framing.clone()), peer);
-            let origin = Origin {
+            let origin = Arc::new(Origin {
                 peer,
-                port,
+                forwarded: ForwardedValues::new(peer.ip(), port),
                 scheme: Scheme::Http,
                 sni: None,
                 framing,
                 tls_version: None,
-            };
+            });
             let handler = handler.clone();
             let service = move |request| {
                 let (handler, origin) = (handler.clone(), origin.clone());
@@ -213,14 +213,14 @@ impl Proxy {
                 let sni = stream.get_ref().1.server_name().map(Arc::from);
                 let framing = FramingFlag::default();
                 let stream = FloodGuard::new(WatchedStream::new(stream, framing.clone()), peer);
-                let origin = Origin {
+                let origin = Arc::new(Origin {
                     peer,
-                    port,
+                    forwarded: ForwardedValues::new(peer.ip(), port),
                     scheme: Scheme::Https,
                     sni,
                     framing,
                     tls_version,
-                };
+                });
                 let service = move |request| {
                     let (handler, origin) = (handler.clone(), origin.clone());
                     async move { Ok::<_, Infallible>(handler.handle(request, &origin).await) }

@@ -1,7 +1,7 @@
 //! Prometheus metrics of the data plane. Labels are bounded: Ingress, Service, status and
 //! listener names, never paths or client addresses.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use std::fmt::Write as _;
 
@@ -36,6 +36,12 @@ pub struct RouteLabels {
 }
 
 impl RouteLabels {
+    /// The empty labels of requests no rule matched, shared.
+    pub fn unrouted() -> Arc<Self> {
+        static UNROUTED: LazyLock<Arc<RouteLabels>> = LazyLock::new(Arc::default);
+        UNROUTED.clone()
+    }
+
     /// The labels of a route, computed once per routing table.
     pub fn of(route: &Route) -> Self {
         Self {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use crate::access_log::{AccessLog, AccessRecord};
-use crate::forward::{Scheme, TraceContext};
+use crate::forward::Scheme;
 use crate::metrics::{ProxyMetrics, RequestSample};
 use crate::otlp::{OtlpExporter, ServerSpan};
 use crate::rate_limit::Permit;
@@ -41,7 +41,6 @@ pub(crate) struct Pending {
     pub started: Instant,
     pub bytes_in: Option<Arc<AtomicU64>>,
     pub record: AccessRecord,
-    pub trace: Option<TraceContext>,
     pub scheme: Scheme,
     /// Keeps the request counted by its route's `limit-connections` until the body has ended.
     pub _permit: Option<Permit>,
@@ -86,18 +85,19 @@ impl ObservedBody {
             bytes_out: record.bytes_out,
         });
         pending.observers.access_log.write(record);
-        if let (Some(otlp), Some(trace)) = (&pending.observers.otlp, pending.trace)
+        if let (Some(otlp), Some(trace)) = (&pending.observers.otlp, record.trace)
             && trace.sampled()
         {
+            let head = &record.head;
             otlp.record(ServerSpan {
                 trace,
-                start: record.time,
+                start: head.time,
                 duration: elapsed,
-                method: record.method.clone(),
+                method: head.method.clone(),
                 scheme: pending.scheme,
-                host: std::mem::take(&mut record.host),
-                target: std::mem::take(&mut record.target),
-                version: record.version,
+                host: String::from_utf8_lossy(head.host()).into_owned(),
+                target: head.target().into_owned(),
+                version: head.version,
                 client: record.client.ip(),
                 status: record.status,
                 route: record.route.clone(),

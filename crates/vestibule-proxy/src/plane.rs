@@ -21,8 +21,8 @@ pub struct RouteTarget {
     pub route: Route,
     /// The live upstream of the route's backend.
     pub upstream: Arc<Upstream>,
-    /// The route's metric labels, computed once per table.
-    pub labels: RouteLabels,
+    /// The route's metric labels, computed once per table and shared by its requests.
+    pub labels: Arc<RouteLabels>,
     /// The route's canary, which some requests go to instead.
     pub canary: Option<CanaryTarget>,
     /// The limiter state of the route's Ingress, when it has rate or connection limits.
@@ -160,7 +160,7 @@ impl DataPlane {
             };
             let live = routes.map(|route| {
                 Arc::new(RouteTarget {
-                    labels: RouteLabels::of(route),
+                    labels: Arc::new(RouteLabels::of(route)),
                     route: route.clone(),
                     upstream: upstream_of(&route.backend),
                     canary: live_canary(route, upstream_of),

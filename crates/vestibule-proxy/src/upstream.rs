@@ -347,7 +347,10 @@ mod tests {
         assert_eq!(endpoint.ejections.load(Ordering::Relaxed), 1);
         let until = endpoint.ejected_until_ms.load(Ordering::Relaxed);
         let first = u64::try_from(BASE_EJECTION.as_millis()).expect("small");
-        assert!(until <= now_ms() + first, "ejected for the first backoff only");
+        assert!(
+            until <= now_ms() + first,
+            "ejected for the first backoff only"
+        );
     }
 
     #[test]

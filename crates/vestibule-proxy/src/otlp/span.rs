@@ -3,8 +3,10 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use http::uri::Authority;
 use http::{Method, Version};
 use serde::Serialize;
 
@@ -42,9 +44,9 @@ pub(crate) struct ServerSpan {
     /// The status answered.
     pub status: u16,
     /// The Ingress and Service the request went to.
-    pub route: RouteLabels,
+    pub route: Arc<RouteLabels>,
     /// The endpoint that answered, if one did.
-    pub upstream: Option<String>,
+    pub upstream: Option<Authority>,
 }
 
 #[derive(Serialize)]
@@ -230,7 +232,6 @@ fn encode(span: &ServerSpan) -> Span<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     impl ServerSpan {
         /// A span for tests.
@@ -256,12 +257,12 @@ mod tests {
             version: Version::HTTP_2,
             client: "192.0.2.4".parse().expect("address"),
             status,
-            route: RouteLabels {
+            route: Arc::new(RouteLabels {
                 namespace: Arc::new("shop".into()),
                 ingress: Arc::new("web".into()),
                 service: Arc::new("cart".into()),
-            },
-            upstream: Some("10.0.0.7:8080".into()),
+            }),
+            upstream: Some(Authority::from_static("10.0.0.7:8080")),
         }
     }
 
