@@ -16,7 +16,7 @@ mod rewrite;
 mod settings;
 mod values;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -180,11 +180,7 @@ struct Read {
 fn read(ingress: &Ingress, snapshot: &Snapshot) -> Read {
     let empty = BTreeMap::new();
     let annotations = ingress.metadata.annotations.as_ref().unwrap_or(&empty);
-    let mut reader = Reader {
-        annotations,
-        verdicts: BTreeMap::new(),
-        problems: Vec::new(),
-    };
+    let mut reader = Reader::new(annotations);
     let namespace = ingress.metadata.namespace.as_deref().unwrap_or_default();
     let canary = canary::read(&mut reader);
     let mut settings = match canary {
@@ -235,20 +231,42 @@ fn unprefixed(key: &str) -> Option<&str> {
 
 /// Reads settings by name and records a verdict for every key it reads.
 pub(crate) struct Reader<'a> {
-    annotations: &'a BTreeMap<String, String>,
+    /// The annotations under `vestibule.dev/`, by setting name.
+    ours: HashMap<&'a str, Annotation<'a>>,
+    /// The annotations under the ingress-nginx prefix, by setting name.
+    nginx: HashMap<&'a str, Annotation<'a>>,
     verdicts: BTreeMap<&'a str, Verdict>,
     problems: Vec<(WarningReason, String)>,
 }
 
+/// An annotation's full key and its value.
+type Annotation<'a> = (&'a String, &'a String);
+
 impl<'a> Reader<'a> {
+    /// A reader of `annotations`, indexed by setting name once so that each setting is found
+    /// without building its keys.
+    fn new(annotations: &'a BTreeMap<String, String>) -> Self {
+        let mut ours = HashMap::new();
+        let mut nginx = HashMap::new();
+        for annotation @ (key, _) in annotations {
+            if let Some(name) = key.strip_prefix(VESTIBULE_PREFIX) {
+                ours.insert(name, annotation);
+            } else if let Some(name) = key.strip_prefix(NGINX_PREFIX) {
+                nginx.insert(name, annotation);
+            }
+        }
+        Self {
+            ours,
+            nginx,
+            verdicts: BTreeMap::new(),
+            problems: Vec::new(),
+        }
+    }
+
     /// The value of setting `name`, from `vestibule.dev/` or else the ingress-nginx prefix.
     fn get(&mut self, name: &str) -> Option<(&'a str, &'a str)> {
-        let ours = self
-            .annotations
-            .get_key_value(&format!("{VESTIBULE_PREFIX}{name}"));
-        let nginx = self
-            .annotations
-            .get_key_value(&format!("{NGINX_PREFIX}{name}"));
+        let ours = self.ours.get(name).copied();
+        let nginx = self.nginx.get(name).copied();
         if let (Some(_), Some((key, _))) = (ours, nginx) {
             self.verdicts.insert(
                 key,
@@ -262,9 +280,7 @@ impl<'a> Reader<'a> {
 
     /// Whether setting `name` is set at all, valid or not.
     fn has(&self, name: &str) -> bool {
-        [VESTIBULE_PREFIX, NGINX_PREFIX]
-            .iter()
-            .any(|prefix| self.annotations.contains_key(&format!("{prefix}{name}")))
+        self.ours.contains_key(name) || self.nginx.contains_key(name)
     }
 
     /// Reports a problem found while applying a setting, beyond its own value.
@@ -274,8 +290,8 @@ impl<'a> Reader<'a> {
 
     /// Marks setting `name`, read and valid, as having no effect on this Ingress, and why.
     pub(crate) fn overridden(&mut self, name: &str, why: &'static str) {
-        for prefix in [VESTIBULE_PREFIX, NGINX_PREFIX] {
-            if let Some((key, _)) = self.annotations.get_key_value(&format!("{prefix}{name}"))
+        for annotations in [&self.ours, &self.nginx] {
+            if let Some(&(key, _)) = annotations.get(name)
                 && self.verdicts.get(key.as_str()) == Some(&Verdict::Honoured)
             {
                 self.verdicts.insert(key, Verdict::Ignored(why));
