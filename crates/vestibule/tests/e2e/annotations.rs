@@ -9,8 +9,6 @@ use hyper_util::rt::TokioIo;
 
 use crate::support::*;
 
-const NGINX: &str = "nginx.ingress.kubernetes.io/";
-
 /// An Ingress name, its host, and its annotations without prefix.
 pub(crate) type AnnotatedHost<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 
@@ -33,18 +31,7 @@ pub(crate) async fn annotated_hosts(hosts: &[AnnotatedHost<'_>]) -> (Manifests, 
 /// An Ingress `name` routing all of `host` to the Service `web`, with `annotations` under the
 /// ingress-nginx prefix.
 fn nginx_ingress(name: &str, host: &str, annotations: &[(&str, &str)]) -> String {
-    let annotations: Vec<(String, &str)> = annotations
-        .iter()
-        .map(|(key, value)| (format!("{NGINX}{key}"), *value))
-        .collect();
-    let annotations: Vec<(&str, &str)> = annotations
-        .iter()
-        .map(|(key, value)| (key.as_str(), *value))
-        .collect();
-    annotated(
-        &ingress(name, &[(host, "/", "Prefix", "web")]),
-        &annotations,
-    )
+    nginx_annotated(&ingress(name, &[(host, "/", "Prefix", "web")]), annotations)
 }
 
 /// Sends `request` to `proxy` over a new HTTP/1.1 connection made from `source`.

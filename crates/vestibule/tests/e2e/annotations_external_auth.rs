@@ -18,8 +18,6 @@ use tokio_rustls::TlsAcceptor;
 use crate::backend_protocol::{acceptor, silent_backend};
 use crate::support::*;
 
-const NGINX: &str = "nginx.ingress.kubernetes.io/";
-
 /// A request a recording server received.
 #[derive(Clone, Debug)]
 struct Seen {
@@ -176,15 +174,13 @@ async fn setup() -> Setup {
         ("down", vec![("auth-url", &down_url)]),
     ];
     for (name, annotations) in ingresses {
-        let keys: Vec<(String, &str)> = annotations
-            .iter()
-            .map(|(key, value)| (format!("{NGINX}{key}"), *value))
-            .collect();
-        let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let host = format!("{name}.example");
         manifests.write(
             &format!("{name}.yaml"),
-            &annotated(&ingress(name, &[(&host, "/", "Prefix", "web")]), &keys),
+            &nginx_annotated(
+                &ingress(name, &[(&host, "/", "Prefix", "web")]),
+                &annotations,
+            ),
         );
     }
     let vestibule = Vestibule::start(manifests.path(), &[]);
@@ -355,12 +351,11 @@ async fn services_over_https_are_asked_and_silent_ones_time_out_with_500() {
     ];
     for (name, url) in &hosts {
         let host = format!("{name}.example");
-        let key = format!("{NGINX}auth-url");
         manifests.write(
             &format!("{name}.yaml"),
-            &annotated(
+            &nginx_annotated(
                 &ingress(name, &[(&host, "/", "Prefix", "web")]),
-                &[(&key, url)],
+                &[("auth-url", url)],
             ),
         );
     }

@@ -19,8 +19,6 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::support::*;
 
-const NGINX: &str = "nginx.ingress.kubernetes.io/";
-
 /// A TLS acceptor with a fresh self-signed certificate, offering `alpn`.
 pub(crate) fn acceptor(alpn: &[&[u8]]) -> TlsAcceptor {
     let generated =
@@ -205,21 +203,10 @@ async fn vestibule_for(routes: &[Route<'_>]) -> (Manifests, Vestibule) {
     for (name, backend, annotations) in routes {
         let endpoints: Vec<SocketAddr> = backend.iter().copied().collect();
         manifests.write(&format!("{name}-svc.yaml"), &service(name, &endpoints));
-        let annotations: Vec<(String, &str)> = annotations
-            .iter()
-            .map(|(key, value)| (format!("{NGINX}{key}"), *value))
-            .collect();
-        let annotations: Vec<(&str, &str)> = annotations
-            .iter()
-            .map(|(key, value)| (key.as_str(), *value))
-            .collect();
         let host = format!("{name}.example");
         manifests.write(
             &format!("{name}.yaml"),
-            &annotated(
-                &ingress(name, &[(&host, "/", "Prefix", name)]),
-                &annotations,
-            ),
+            &nginx_annotated(&ingress(name, &[(&host, "/", "Prefix", name)]), annotations),
         );
     }
     let vestibule = Vestibule::start(manifests.path(), &[]);

@@ -11,8 +11,6 @@ use hyper_util::rt::TokioIo;
 
 use crate::support::*;
 
-const NGINX: &str = "nginx.ingress.kubernetes.io/";
-
 /// Vestibule with Service `web` on `backends` and one Ingress for `host` and `path` with
 /// `annotations` (without prefix).
 async fn balanced(
@@ -23,17 +21,8 @@ async fn balanced(
 ) -> (Manifests, Vestibule) {
     let manifests = Manifests::new();
     manifests.write("svc.yaml", &service("web", backends));
-    let keys: Vec<String> = annotations
-        .iter()
-        .map(|(key, _)| format!("{NGINX}{key}"))
-        .collect();
-    let annotations: Vec<(&str, &str)> = keys
-        .iter()
-        .zip(annotations)
-        .map(|(key, (_, value))| (key.as_str(), *value))
-        .collect();
     let rules = ingress("web", &[(host, path, "Prefix", "web")]);
-    manifests.write("ing.yaml", &annotated(&rules, &annotations));
+    manifests.write("ing.yaml", &nginx_annotated(&rules, annotations));
     let vestibule = Vestibule::start(manifests.path(), &[]);
     vestibule.wait_ready().await;
     (manifests, vestibule)

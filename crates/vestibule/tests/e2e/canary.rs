@@ -4,8 +4,6 @@
 
 use crate::support::*;
 
-const NGINX: &str = "nginx.ingress.kubernetes.io/";
-
 /// A canary Ingress's name, its host, and its annotations without prefix.
 type CanaryIngress = (
     &'static str,
@@ -50,16 +48,14 @@ async fn canary_setup() -> (Manifests, Vestibule) {
         .collect();
     manifests.write("main.yaml", &ingress("main", &main_rules));
     for (name, host, annotations) in CANARIES {
-        let mut keys: Vec<(String, &str)> = vec![(format!("{NGINX}canary"), "true")];
-        keys.extend(
-            annotations
-                .iter()
-                .map(|(key, value)| (format!("{NGINX}{key}"), *value)),
-        );
-        let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let mut settings = vec![("canary", "true")];
+        settings.extend_from_slice(annotations);
         manifests.write(
             &format!("{name}.yaml"),
-            &annotated(&ingress(name, &[(host, "/", "Prefix", "canary")]), &keys),
+            &nginx_annotated(
+                &ingress(name, &[(host, "/", "Prefix", "canary")]),
+                &settings,
+            ),
         );
     }
     let vestibule = Vestibule::start(manifests.path(), &[]);
@@ -167,12 +163,8 @@ async fn a_canary_without_a_main_ingress_is_ignored_and_reported() {
         &ingress("main", &[("shop.example", "/", "Prefix", "main")]),
     );
     let canary_only = ingress("lonely", &[("other.example", "/", "Prefix", "canary")]);
-    let keys = [
-        (format!("{NGINX}canary"), "true"),
-        (format!("{NGINX}canary-weight"), "100"),
-    ];
-    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    manifests.write("lonely.yaml", &annotated(&canary_only, &keys));
+    let settings = [("canary", "true"), ("canary-weight", "100")];
+    manifests.write("lonely.yaml", &nginx_annotated(&canary_only, &settings));
     let vestibule = Vestibule::start(manifests.path(), &[]);
     vestibule.wait_ready().await;
     vestibule

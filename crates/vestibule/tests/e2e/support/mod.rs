@@ -444,6 +444,21 @@ pub fn ingress(name: &str, rules: &[(&str, &str, &str, &str)]) -> String {
     text
 }
 
+/// `ingress` (as [`ingress`] writes it) with these settings as `nginx.ingress.kubernetes.io/`
+/// annotations.
+pub fn nginx_annotated(ingress: &str, settings: &[(&str, &str)]) -> String {
+    let keys: Vec<String> = settings
+        .iter()
+        .map(|(name, _)| format!("nginx.ingress.kubernetes.io/{name}"))
+        .collect();
+    let annotations: Vec<(&str, &str)> = keys
+        .iter()
+        .zip(settings)
+        .map(|(key, (_, value))| (key.as_str(), *value))
+        .collect();
+    annotated(ingress, &annotations)
+}
+
 /// `ingress` (as [`ingress`] writes it) with these annotations added.
 pub fn annotated(ingress: &str, annotations: &[(&str, &str)]) -> String {
     let pairs: Vec<String> = annotations
