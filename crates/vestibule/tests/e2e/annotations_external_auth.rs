@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio_rustls::TlsAcceptor;
 
-use crate::backend_protocol::{acceptor, silent_backend};
+use crate::backend_protocol::{backend_acceptor, silent_backend};
 use crate::support::*;
 
 /// A request a recording server received.
@@ -339,7 +339,7 @@ async fn refused_requests_get_the_services_answer_and_never_reach_the_backend() 
 #[tokio::test]
 async fn services_over_https_are_asked_and_silent_ones_time_out_with_500() {
     let auth = Log::default();
-    let tls = acceptor(&[b"http/1.1"]);
+    let tls = backend_acceptor(&[b"http/1.1"]);
     let https_auth = recording_server(auth.clone(), auth_service, Some(tls)).await;
     let silent = silent_backend().await;
     let backend = echo_backend("web").await;

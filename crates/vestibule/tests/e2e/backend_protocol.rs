@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -12,30 +11,15 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::ServerConfig;
-use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::support::tls::{acceptor, generate};
 use crate::support::*;
 
 /// A TLS acceptor with a fresh self-signed certificate, offering `alpn`.
-pub(crate) fn acceptor(alpn: &[&[u8]]) -> TlsAcceptor {
-    let generated =
-        rcgen::generate_simple_self_signed(vec!["backend.local".to_owned()]).expect("certificate");
-    let key = PrivatePkcs8KeyDer::from(generated.signing_key.serialize_der());
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![CertificateDer::from(generated.cert.der().to_vec())],
-                key.into(),
-            )
-            .expect("certificate and key");
-    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
-    TlsAcceptor::from(Arc::new(config))
+pub(crate) fn backend_acceptor(alpn: &[&[u8]]) -> TlsAcceptor {
+    acceptor(&generate(&["backend.local"]), alpn)
 }
 
 /// An HTTP/1.1 backend over TLS that answers with what it saw of the connection: the ALPN
@@ -43,7 +27,7 @@ pub(crate) fn acceptor(alpn: &[&[u8]]) -> TlsAcceptor {
 async fn https_backend() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
-    let acceptor = acceptor(&[b"h2", b"http/1.1"]);
+    let acceptor = backend_acceptor(&[b"h2", b"http/1.1"]);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
@@ -130,7 +114,7 @@ async fn greet(
 async fn grpc_backend(tls: bool) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
-    let acceptor = tls.then(|| acceptor(&[b"h2"]));
+    let acceptor = tls.then(|| backend_acceptor(&[b"h2"]));
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let acceptor = acceptor.clone();

@@ -5,7 +5,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,11 +12,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rustls::ServerConfig;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 
 use crate::support::tls::*;
 use crate::support::*;
@@ -27,15 +23,7 @@ const PASSTHROUGH: (&str, &str) = ("nginx.ingress.kubernetes.io/ssl-passthrough"
 /// An HTTP/1.1 backend over TLS with its own certificate `pair`; it answers as `name`, with the
 /// server name it was asked for.
 async fn tls_backend(name: &'static str, pair: &KeyPair) -> SocketAddr {
-    let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).expect("key");
-    let config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![CertificateDer::from(pair.der.clone())], key)
-            .expect("certificate and key");
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let acceptor = acceptor(pair, &[]);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move {

@@ -12,7 +12,8 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme, SupportedProtocolVersion};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -40,6 +41,21 @@ pub fn generate(names: &[&str]) -> KeyPair {
         key_pem: generated.signing_key.serialize_pem(),
         der: generated.cert.der().to_vec(),
     }
+}
+
+/// A TLS server acceptor presenting `pair`, offering `alpn`.
+pub fn acceptor(pair: &KeyPair, alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
+    let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).expect("key");
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![CertificateDer::from(pair.der.clone())], key)
+    .expect("certificate and key");
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 /// A self-signed certificate for `names` that was valid during 2020 only.
