@@ -6,6 +6,7 @@
 #![no_main]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use vestibule_resources::k8s_openapi::api::networking::v1::{
@@ -41,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(annotations.contains_key(&verdict.key));
         let _ = verdict.verdict.to_string();
     }
-    let (snapshot, _) = Snapshot::from_objects(vec![Object::Ingress(ingress)]);
+    let (snapshot, _) = Snapshot::from_objects(vec![Object::Ingress(Arc::new(ingress))]);
     let translation = translate(&snapshot, &Options::default());
     let probe = text.lines().last().unwrap_or_default();
     for vhost in translation.routes.virtual_hosts() {

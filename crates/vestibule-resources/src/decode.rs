@@ -1,7 +1,10 @@
 //! Decoding manifest text (YAML or JSON, single objects, multi-document streams or `List`s).
 
-use k8s_openapi::ByteString;
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::{ByteString, Metadata};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -175,29 +178,35 @@ fn decode_value(document: usize, value: Value, out: &mut Vec<Object>) -> Result<
         return Err(invalid("metadata.name is missing".to_owned()));
     }
     let value = Value::Object(fields);
-    let mut object = match kind {
-        ObjectKind::Ingress => Object::Ingress(typed(value).map_err(invalid)?),
-        ObjectKind::IngressClass => Object::IngressClass(typed(value).map_err(invalid)?),
-        ObjectKind::Service => Object::Service(typed(value).map_err(invalid)?),
-        ObjectKind::EndpointSlice => Object::EndpointSlice(typed(value).map_err(invalid)?),
-        ObjectKind::Endpoints => Object::Endpoints(typed(value).map_err(invalid)?),
-        ObjectKind::Secret => Object::Secret(merge_string_data(typed(value).map_err(invalid)?)),
+    let object = match kind {
+        ObjectKind::Ingress => {
+            Object::Ingress(Arc::new(namespaced(typed(value).map_err(invalid)?)))
+        }
+        ObjectKind::IngressClass => Object::IngressClass(Arc::new(typed(value).map_err(invalid)?)),
+        ObjectKind::Service => {
+            Object::Service(Arc::new(namespaced(typed(value).map_err(invalid)?)))
+        }
+        ObjectKind::EndpointSlice => {
+            Object::EndpointSlice(Arc::new(namespaced(typed(value).map_err(invalid)?)))
+        }
+        ObjectKind::Endpoints => {
+            Object::Endpoints(Arc::new(namespaced(typed(value).map_err(invalid)?)))
+        }
+        ObjectKind::Secret => Object::Secret(Arc::new(namespaced(merge_string_data(
+            typed(value).map_err(invalid)?,
+        )))),
     };
-    if kind != ObjectKind::IngressClass {
-        let metadata = match &mut object {
-            Object::Ingress(o) => &mut o.metadata,
-            Object::IngressClass(o) => &mut o.metadata,
-            Object::Service(o) => &mut o.metadata,
-            Object::EndpointSlice(o) => &mut o.metadata,
-            Object::Endpoints(o) => &mut o.metadata,
-            Object::Secret(o) => &mut o.metadata,
-        };
-        metadata
-            .namespace
-            .get_or_insert_with(|| DEFAULT_NAMESPACE.to_owned());
-    }
     out.push(object);
     Ok(())
+}
+
+/// Places a namespaced object without a namespace in `default`.
+fn namespaced<T: Metadata<Ty = ObjectMeta>>(mut object: T) -> T {
+    object
+        .metadata_mut()
+        .namespace
+        .get_or_insert_with(|| DEFAULT_NAMESPACE.to_owned());
+    object
 }
 
 fn typed<T: DeserializeOwned>(value: Value) -> Result<T, String> {

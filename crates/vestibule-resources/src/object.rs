@@ -1,6 +1,7 @@
 //! One decoded object of a kind Vestibule reads.
 
 use std::fmt;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -88,24 +89,22 @@ impl fmt::Display for ObjectKey {
     }
 }
 
-/// One decoded object.
-// Objects only pass through decoding on their way into a snapshot, where each kind has its
-// own list, so boxing the larger kinds would buy nothing.
-#[allow(clippy::large_enum_variant)]
+/// One decoded object, shared: the manifest cache and every snapshot built from it hold the
+/// same allocation, so a rescan copies no object.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
     /// An Ingress.
-    Ingress(Ingress),
+    Ingress(Arc<Ingress>),
     /// An IngressClass.
-    IngressClass(IngressClass),
+    IngressClass(Arc<IngressClass>),
     /// A Service.
-    Service(Service),
+    Service(Arc<Service>),
     /// An EndpointSlice.
-    EndpointSlice(EndpointSlice),
+    EndpointSlice(Arc<EndpointSlice>),
     /// An Endpoints object.
-    Endpoints(Endpoints),
+    Endpoints(Arc<Endpoints>),
     /// A Secret.
-    Secret(Secret),
+    Secret(Arc<Secret>),
 }
 
 impl Object {

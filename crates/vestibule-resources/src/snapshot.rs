@@ -49,12 +49,12 @@ impl Snapshot {
                 continue;
             }
             match object {
-                Object::Ingress(o) => snapshot.ingresses.push(Arc::new(o)),
-                Object::IngressClass(o) => snapshot.ingress_classes.push(Arc::new(o)),
-                Object::Service(o) => snapshot.services.push(Arc::new(o)),
-                Object::EndpointSlice(o) => snapshot.endpoint_slices.push(Arc::new(o)),
-                Object::Endpoints(o) => snapshot.endpoints.push(Arc::new(o)),
-                Object::Secret(o) => snapshot.secrets.push(Arc::new(o)),
+                Object::Ingress(o) => snapshot.ingresses.push(o),
+                Object::IngressClass(o) => snapshot.ingress_classes.push(o),
+                Object::Service(o) => snapshot.services.push(o),
+                Object::EndpointSlice(o) => snapshot.endpoint_slices.push(o),
+                Object::Endpoints(o) => snapshot.endpoints.push(o),
+                Object::Secret(o) => snapshot.secrets.push(o),
             }
         }
         (snapshot, duplicates)

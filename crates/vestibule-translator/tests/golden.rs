@@ -10,6 +10,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use vestibule_resources::k8s_openapi::ByteString;
 use vestibule_resources::k8s_openapi::api::core::v1::Secret;
@@ -64,7 +65,7 @@ fn generated_secrets(text: &str) -> Vec<Object> {
             .into_iter()
             .map(|(key, pem)| (key.to_owned(), ByteString(pem.into_bytes())))
             .collect();
-            Object::Secret(Secret {
+            Object::Secret(Arc::new(Secret {
                 metadata: ObjectMeta {
                     namespace: Some(namespace.to_owned()),
                     name: Some(name.to_owned()),
@@ -73,7 +74,7 @@ fn generated_secrets(text: &str) -> Vec<Object> {
                 type_: Some("kubernetes.io/tls".to_owned()),
                 data: Some(data),
                 ..Secret::default()
-            })
+            }))
         })
         .collect()
 }

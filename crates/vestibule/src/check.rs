@@ -5,6 +5,7 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use vestibule_resources::k8s_openapi::api::networking::v1::Ingress;
 use vestibule_resources::{ManifestFormat, Object, decode_manifest};
@@ -77,7 +78,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
 /// The Ingresses in a file, a directory (every `.yaml`, `.yml` and `.json` file in it and its
 /// subdirectories, in name order) or standard input (`-`), each with where it came from.
 /// One Ingress and where it was read from.
-type Found = (String, Ingress);
+type Found = (String, Arc<Ingress>);
 
 fn read_source(source: &Path) -> Result<Vec<Found>, String> {
     if source == Path::new("-") {
