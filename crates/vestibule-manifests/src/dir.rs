@@ -163,22 +163,25 @@ impl ManifestDir {
         })?;
 
         let mut changed = !self.scanned || listing.unreadable_dirs != self.unreadable_dirs;
-        let mut old = std::mem::take(&mut self.files);
-        let mut files = BTreeMap::new();
+        // Looked up by hash and rebuilt from a sorted list: comparing paths is slow enough to
+        // matter with thousands of files.
+        let mut old: HashMap<PathBuf, CachedFile> =
+            std::mem::take(&mut self.files).into_iter().collect();
+        let mut files = Vec::with_capacity(listing.files.len());
         for path in listing.files {
             let previous = old.remove(&path);
             match read_file(&path, previous.as_ref(), started) {
                 Outcome::Gone => changed |= previous.is_some(),
                 Outcome::Unchanged => {
                     if let Some(previous) = previous {
-                        files.insert(path, previous);
+                        files.push((path, previous));
                     }
                 }
                 Outcome::Updated(file) => {
                     changed |= previous.as_ref().is_none_or(|previous| {
                         previous.objects != file.objects || previous.problem != file.problem
                     });
-                    files.insert(path, file);
+                    files.push((path, file));
                 }
             }
         }
@@ -189,13 +192,13 @@ impl ManifestDir {
                 .iter()
                 .any(|(dir, _)| path.starts_with(dir))
             {
-                files.insert(path, file);
+                files.push((path, file));
             } else {
                 changed = true;
             }
         }
 
-        self.files = files;
+        self.files = files.into_iter().collect();
         self.unreadable_dirs = listing.unreadable_dirs;
         self.scanned = true;
         Ok((self.current(), changed))

@@ -132,6 +132,16 @@ impl Object {
         }
     }
 
+    /// The parts of [`Object::key`], borrowed from the object.
+    pub(crate) fn borrowed_key(&self) -> (ObjectKind, &str, &str) {
+        let metadata = self.metadata();
+        (
+            self.kind(),
+            metadata.namespace.as_deref().unwrap_or_default(),
+            metadata.name.as_deref().unwrap_or_default(),
+        )
+    }
+
     /// The key that identifies the object.
     pub fn key(&self) -> ObjectKey {
         let metadata = self.metadata();

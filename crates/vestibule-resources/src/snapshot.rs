@@ -39,13 +39,25 @@ impl Snapshot {
     /// Gathers objects into a snapshot. When two objects share a key the first is kept and
     /// the later ones are reported.
     pub fn from_objects(objects: impl IntoIterator<Item = Object>) -> (Self, Vec<DuplicateObject>) {
+        let objects: Vec<Object> = objects.into_iter().collect();
+        let mut seen = HashSet::with_capacity(objects.len());
+        let duplicates: Vec<DuplicateObject> = objects
+            .iter()
+            .enumerate()
+            .filter(|(_, object)| !seen.insert(object.borrowed_key()))
+            .map(|(index, object)| DuplicateObject {
+                key: object.key(),
+                index,
+            })
+            .collect();
+        drop(seen);
+        let mut dropped = duplicates
+            .iter()
+            .map(|duplicate| duplicate.index)
+            .peekable();
         let mut snapshot = Self::default();
-        let mut seen = HashSet::new();
-        let mut duplicates = Vec::new();
         for (index, object) in objects.into_iter().enumerate() {
-            let key = object.key();
-            if !seen.insert(key.clone()) {
-                duplicates.push(DuplicateObject { key, index });
+            if dropped.next_if_eq(&index).is_some() {
                 continue;
             }
             match object {
