@@ -46,7 +46,8 @@ pub struct Applied {
 /// Control-side bookkeeping, touched only when configuration is applied.
 #[derive(Default)]
 struct Registry {
-    routes: Option<RouteTable<Route>>,
+    /// The translated table the live one was built from, shared with the translation.
+    routes: Option<Arc<RouteTable<Route>>>,
     upstreams: HashMap<BackendId, Arc<Upstream>>,
     zones: Zones,
 }
@@ -127,10 +128,11 @@ impl DataPlane {
     /// certificate they were established with.
     pub fn apply(
         &self,
-        routes: &RouteTable<Route>,
+        routes: impl Into<Arc<RouteTable<Route>>>,
         backends: &BTreeMap<BackendId, Vec<Endpoint>>,
         tls: &TlsTable,
     ) -> Applied {
+        let routes = routes.into();
         let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
         let mut applied = Applied::default();
         for (id, endpoints) in backends {
@@ -147,7 +149,7 @@ impl DataPlane {
                 }
             }
         }
-        if registry.routes.as_ref() != Some(routes) {
+        if registry.routes.as_ref() != Some(&routes) {
             let Registry {
                 upstreams, zones, ..
             } = &mut *registry;
@@ -169,7 +171,7 @@ impl DataPlane {
             });
             zones.finish();
             self.table.store(Arc::new(live));
-            registry.routes = Some(routes.clone());
+            registry.routes = Some(routes);
             applied.routes_changed = true;
         }
         registry.upstreams.retain(|id, _| backends.contains_key(id));
@@ -241,16 +243,15 @@ mod tests {
     #[test]
     fn endpoint_changes_do_not_rebuild_the_table() {
         let plane = DataPlane::default();
-        let table = routes(&[("/", "web")]);
         let first = plane.apply(
-            &table,
+            routes(&[("/", "web")]),
             &endpoints(&[("web", "10.0.0.1:80")]),
             &TlsTable::default(),
         );
         assert!(first.routes_changed);
         let before = Arc::as_ptr(&plane.table());
         let second = plane.apply(
-            &table,
+            routes(&[("/", "web")]),
             &endpoints(&[("web", "10.0.0.2:80")]),
             &TlsTable::default(),
         );
@@ -270,7 +271,7 @@ mod tests {
     fn route_changes_publish_a_new_table_and_keep_upstreams() {
         let plane = DataPlane::default();
         plane.apply(
-            &routes(&[("/", "web")]),
+            routes(&[("/", "web")]),
             &endpoints(&[("web", "10.0.0.1:80")]),
             &TlsTable::default(),
         );
@@ -280,7 +281,7 @@ mod tests {
             .map(|selected| selected.target().upstream.clone())
             .expect("route");
         let applied = plane.apply(
-            &routes(&[("/", "web"), ("/api", "api")]),
+            routes(&[("/", "web"), ("/api", "api")]),
             &endpoints(&[("web", "10.0.0.1:80"), ("api", "10.0.0.9:80")]),
             &TlsTable::default(),
         );
@@ -299,7 +300,7 @@ mod tests {
     fn backends_without_endpoints_pick_nothing() {
         let plane = DataPlane::default();
         plane.apply(
-            &routes(&[("/", "web")]),
+            routes(&[("/", "web")]),
             &endpoints(&[("web", "")]),
             &TlsTable::default(),
         );

@@ -1,6 +1,7 @@
 //! The routing table: virtual hosts, their path rules and the default backend.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::host::HostMatch;
 use crate::host_map::HostMap;
@@ -23,6 +24,14 @@ pub struct PathRule<T> {
 pub struct VirtualHost<T> {
     host: HostMatch,
     rules: Vec<PathRule<T>>,
+    /// Shared by every table mapped from this one, whose rules sit at the same positions.
+    index: Arc<PathIndex>,
+}
+
+/// Where a virtual host's `Exact` and `Prefix` rules sit, by path, and where its `Regex` rules
+/// start.
+#[derive(Debug, PartialEq, Eq)]
+struct PathIndex {
     exact: HashMap<String, usize>,
     prefix: HashMap<String, usize>,
     first_regex: usize,
@@ -31,26 +40,26 @@ pub struct VirtualHost<T> {
 impl<T> VirtualHost<T> {
     fn new(host: HostMatch, mut rules: Vec<PathRule<T>>) -> Self {
         rules.sort_by(|a, b| a.path.cmp(&b.path));
-        let mut exact = HashMap::new();
-        let mut prefix = HashMap::new();
-        let mut first_regex = rules.len();
-        for (index, rule) in rules.iter().enumerate() {
+        let mut index = PathIndex {
+            exact: HashMap::new(),
+            prefix: HashMap::new(),
+            first_regex: rules.len(),
+        };
+        for (position, rule) in rules.iter().enumerate() {
             match &rule.path {
                 PathMatch::Exact(path) => {
-                    exact.insert(path.clone(), index);
+                    index.exact.insert(path.clone(), position);
                 }
                 PathMatch::Prefix(path) => {
-                    prefix.insert(path.clone(), index);
+                    index.prefix.insert(path.clone(), position);
                 }
-                PathMatch::Regex(_) => first_regex = first_regex.min(index),
+                PathMatch::Regex(_) => index.first_regex = index.first_regex.min(position),
             }
         }
         Self {
             host,
             rules,
-            exact,
-            prefix,
-            first_regex,
+            index: Arc::new(index),
         }
     }
 
@@ -67,16 +76,16 @@ impl<T> VirtualHost<T> {
     /// The rule a request path (without query) selects: the first in precedence order that
     /// matches, found through the indexes rather than by scanning (except for `Regex` rules).
     pub fn route(&self, path: &str) -> Option<&PathRule<T>> {
-        if let Some(&index) = self.exact.get(path) {
-            return Some(&self.rules[index]);
+        if let Some(&position) = self.index.exact.get(path) {
+            return Some(&self.rules[position]);
         }
         let normal = normalize_prefix(path);
         candidate_prefixes(&normal)
-            .find_map(|candidate| self.prefix.get(candidate))
-            .map(|&index| &self.rules[index])
+            .find_map(|candidate| self.index.prefix.get(candidate))
+            .map(|&position| &self.rules[position])
             .or_else(|| {
                 self.rules
-                    .get(self.first_regex..)?
+                    .get(self.index.first_regex..)?
                     .iter()
                     .find(|rule| rule.path.matches(path))
             })
@@ -93,9 +102,7 @@ impl<T> VirtualHost<T> {
                     target: f(&rule.target),
                 })
                 .collect(),
-            exact: self.exact.clone(),
-            prefix: self.prefix.clone(),
-            first_regex: self.first_regex,
+            index: Arc::clone(&self.index),
         }
     }
 }
