@@ -67,7 +67,12 @@ pub async fn run(
                 let Some(snapshot) = snapshot else {
                     break Err(anyhow::anyhow!("the Kubernetes watches stopped"));
                 };
-                let translation = publisher.publish(&snapshot, &[]);
+                let (returned, snapshot, translation) =
+                    match publisher.publish_in_background(snapshot, Vec::new()).await {
+                        Ok(published) => published,
+                        Err(error) => break Err(error),
+                    };
+                publisher = returned;
                 health.set_ready(true);
                 let ours = translation
                     .ingresses

@@ -5,6 +5,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
+
 use vestibule_proxy::DataPlane;
 
 use crate::control_metrics::ControlMetrics;
@@ -30,15 +32,33 @@ impl Publisher {
         }
     }
 
+    /// [`Publisher::publish`] on a blocking thread, so the runtime keeps serving requests while a
+    /// large configuration is translated and the one it replaces is dropped. Gives back the
+    /// publisher and the snapshot with the translation.
+    pub async fn publish_in_background(
+        mut self,
+        snapshot: Snapshot,
+        problems: Vec<String>,
+    ) -> anyhow::Result<(Self, Snapshot, Translation)> {
+        tokio::task::spawn_blocking(move || {
+            let translation = self.publish(&snapshot, &problems);
+            (self, snapshot, translation)
+        })
+        .await
+        .context("publishing a configuration did not finish")
+    }
+
     /// Makes a snapshot live; the source's `problems`, and translation warnings, are logged
     /// when they first appear. Returns the translation for the caller's write-back.
     pub fn publish(&mut self, snapshot: &Snapshot, problems: &[String]) -> Translation {
         let started = Instant::now();
         let translation = translate(snapshot, &self.options);
         let translated = started.elapsed();
-        let applied =
-            self.plane
-                .apply(&translation.routes, &translation.backends, &translation.tls);
+        let applied = self.plane.apply(
+            translation.routes.clone(),
+            &translation.backends,
+            &translation.tls,
+        );
         let passthrough_changed = self.plane.apply_passthrough(&translation.passthrough);
         self.metrics
             .published(problems.len(), &translation.warnings, &translation.tls);
