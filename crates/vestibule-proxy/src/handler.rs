@@ -43,6 +43,7 @@ use crate::response::{ResponseBody, local, stamp};
 use crate::rewrite;
 use crate::selection::{RequestKeys, Strategy};
 use crate::tls::misdirected;
+use crate::tunnels::{OpenTunnel, Tunnels};
 use crate::upstream::{Pick, Upstream};
 use crate::upstream_client::UpstreamClient;
 
@@ -63,6 +64,8 @@ pub(crate) struct Handler {
     pub authenticator: Authenticator,
     pub settings: ProxySettings,
     pub observers: Observers,
+    /// Upgraded and passthrough connections, which a drain waits for.
+    pub tunnels: Tunnels,
 }
 
 /// What proxying one request learned, for the metrics and the access log.
@@ -320,6 +323,7 @@ impl Handler {
                 route_key,
                 endpoint,
                 _permit: exchange.permit.take(),
+                _open: self.tunnels.open(),
             };
             let backend_upgrade = hyper::upgrade::on(&mut response);
             tokio::spawn(async move {
@@ -561,6 +565,8 @@ struct Tunnel {
     endpoint: Authority,
     /// Keeps the connection counted by its route's `limit-connections` while it lasts.
     _permit: Option<Permit>,
+    /// Keeps the connection counted for the drain while it lasts.
+    _open: OpenTunnel,
 }
 
 impl Tunnel {

@@ -36,6 +36,7 @@ mod rewrite;
 mod selection;
 mod send_timeout;
 mod tls;
+mod tunnels;
 mod upstream;
 mod upstream_client;
 

@@ -29,6 +29,7 @@ use crate::observe::Observers;
 use crate::passthrough;
 use crate::plane::DataPlane;
 use crate::tls::SniResolver;
+use crate::tunnels::Tunnels;
 
 /// How the traffic listeners behave.
 #[derive(Clone, Debug)]
@@ -104,6 +105,7 @@ impl Proxy {
                 authenticator: Authenticator::default(),
                 settings,
                 observers,
+                tunnels: Tunnels::default(),
             }),
             acceptor: TlsAcceptor::from(Arc::new(config)),
             connections: Mutex::new(Some(GracefulShutdown::new())),
@@ -111,7 +113,8 @@ impl Proxy {
     }
 
     /// Asks every open connection to finish (HTTP/1.1 after its current request, HTTP/2 with
-    /// GOAWAY) and waits up to `timeout` for them to close. Returns whether all closed in time.
+    /// GOAWAY), then waits up to `timeout` for them, and for upgraded and passthrough
+    /// connections, to close. Returns whether all closed in time.
     /// Stop the listeners first: connections accepted afterwards are not waited for.
     pub async fn drain(&self, timeout: Duration) -> bool {
         let connections = self
@@ -119,12 +122,20 @@ impl Proxy {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        match connections {
-            Some(connections) => tokio::time::timeout(timeout, connections.shutdown())
-                .await
-                .is_ok(),
-            None => true,
-        }
+        let tunnels = &self.handler.tunnels;
+        let all_closed = async {
+            if let Some(connections) = connections {
+                connections.shutdown().await;
+            }
+            if tunnels.count() > 0 {
+                tracing::info!(
+                    open = tunnels.count(),
+                    "waiting for upgraded and passthrough connections"
+                );
+            }
+            tunnels.all_closed().await;
+        };
+        tokio::time::timeout(timeout, all_closed).await.is_ok()
     }
 
     /// A handle that tracks connections for [`drain`](Self::drain).

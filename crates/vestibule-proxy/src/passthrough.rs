@@ -186,6 +186,7 @@ impl Relay<'_> {
         hello: Vec<u8>,
         peer: SocketAddr,
     ) {
+        let _open = handler.tunnels.open();
         let metrics = &handler.observers.metrics;
         metrics.passthrough(&self.target.labels);
         let backend = self.target.upstream.id();

@@ -1,7 +1,9 @@
 //! SIGTERM: readiness drops first, listeners close after the grace period, and requests in
-//! flight still finish.
+//! flight and open WebSockets still finish.
 
+use futures_util::{SinkExt as _, StreamExt as _};
 use http_body_util::BodyExt as _;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::*;
 
@@ -58,4 +60,45 @@ async fn sigterm_drains_requests_in_flight() {
     }
     assert_eq!(received, size);
     assert!(vestibule.wait(), "vestibule exits cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_waits_for_open_websockets() {
+    let (_manifests, mut vestibule, _) =
+        single_backend(&["--shutdown-grace", "1s", "--shutdown-timeout", "30s"]).await;
+    let stream = tokio::net::TcpStream::connect(vestibule.http)
+        .await
+        .expect("connect");
+    let (mut socket, _) = tokio_tungstenite::client_async("ws://web.example/chat", stream)
+        .await
+        .expect("websocket handshake through the proxy");
+    socket.send(Message::text("before")).await.expect("send");
+    let reply = socket.next().await.expect("reply").expect("message");
+    assert_eq!(reply, Message::text("before"));
+
+    vestibule.terminate();
+    eventually(|| async {
+        tokio::net::TcpStream::connect(vestibule.http)
+            .await
+            .is_err()
+    })
+    .await;
+    vestibule
+        .wait_for_log("waiting for upgraded and passthrough connections")
+        .await;
+    socket.send(Message::text("during")).await.expect("send");
+    let reply = socket
+        .next()
+        .await
+        .expect("the tunnel outlives the listeners")
+        .expect("message");
+    assert_eq!(reply, Message::text("during"));
+
+    socket.close(None).await.expect("close");
+    drop(socket);
+    vestibule.wait_for_log("all connections closed").await;
+    assert!(
+        vestibule.wait(),
+        "vestibule exits cleanly once the tunnel closed"
+    );
 }
