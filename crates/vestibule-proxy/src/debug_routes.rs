@@ -407,7 +407,7 @@ mod tests {
     fn the_view_shows_routes_backends_and_certificates() {
         let plane = DataPlane::default();
         let tls = tls_table();
-        plane.apply(table(), &endpoints(), &tls);
+        plane.apply(&table(), &endpoints(), &tls);
         let not_after = tls.by_host.iter()[0].1.not_after().expect("expiry");
 
         let view = serde_json::to_value(routes_view(&plane)).expect("serializes");
@@ -487,7 +487,7 @@ mod tests {
             )),
             ..TlsTable::default()
         };
-        plane.apply(table(), &endpoints(), &tls);
+        plane.apply(&table(), &endpoints(), &tls);
         let upstream = plane
             .table()
             .route("shop.example", "/")

@@ -303,7 +303,7 @@ mod tests {
             .add_rule(host.clone(), PathMatch::prefix("/"), route)
             .expect("no conflict");
         let endpoints = BTreeMap::from([(backend(), Vec::new())]);
-        plane.apply(builder.build(), &endpoints, &TlsTable::default());
+        plane.apply(&builder.build(), &endpoints, &TlsTable::default());
         let mut table = PassthroughTable::default();
         table.insert(
             host,

@@ -1,5 +1,6 @@
 //! The one point where the control plane hands configuration to the data plane.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -29,6 +30,34 @@ pub struct RouteTarget {
     pub(crate) limiter: Option<Arc<Zone>>,
 }
 
+impl RouteTarget {
+    /// Whether this live target is what `route` would become now: the same route, sending to
+    /// the upstreams and the limiter zone that are live for it.
+    fn is_current(
+        &self,
+        route: &Route,
+        upstreams: &HashMap<BackendId, Arc<Upstream>>,
+        zones: &mut Zones,
+    ) -> bool {
+        let live = |id: &BackendId, upstream: &Arc<Upstream>| {
+            upstreams
+                .get(id)
+                .is_some_and(|current| Arc::ptr_eq(current, upstream))
+        };
+        let same_canary = match (&route.canary, &self.canary) {
+            (Some(canary), Some(target)) => live(&canary.backend, &target.upstream),
+            (None, None) => true,
+            _ => false,
+        };
+        let same_zone = match (zones.zone_for(route), &self.limiter) {
+            (Some(zone), Some(limiter)) => Arc::ptr_eq(&zone, limiter),
+            (None, None) => true,
+            _ => false,
+        };
+        self.route == *route && live(&route.backend, &self.upstream) && same_canary && same_zone
+    }
+}
+
 /// The routing table the data plane serves from.
 pub type LiveTable = RouteTable<Arc<RouteTarget>>;
 
@@ -46,8 +75,6 @@ pub struct Applied {
 /// Control-side bookkeeping, touched only when configuration is applied.
 #[derive(Default)]
 struct Registry {
-    /// The translated table the live one was built from, shared with the translation.
-    routes: Option<Arc<RouteTable<Route>>>,
     upstreams: HashMap<BackendId, Arc<Upstream>>,
     zones: Zones,
 }
@@ -128,11 +155,10 @@ impl DataPlane {
     /// certificate they were established with.
     pub fn apply(
         &self,
-        routes: impl Into<Arc<RouteTable<Route>>>,
+        routes: &RouteTable<Route>,
         backends: &BTreeMap<BackendId, Vec<Endpoint>>,
         tls: &TlsTable,
     ) -> Applied {
-        let routes = routes.into();
         let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
         let mut applied = Applied::default();
         for (id, endpoints) in backends {
@@ -149,7 +175,7 @@ impl DataPlane {
                 }
             }
         }
-        if registry.routes.as_ref() != Some(&routes) {
+        {
             let Registry {
                 upstreams, zones, ..
             } = &mut *registry;
@@ -160,19 +186,27 @@ impl DataPlane {
                     .cloned()
                     .unwrap_or_else(|| Arc::new(Upstream::new(id.clone(), &[])))
             };
-            let live = routes.map(|route| {
-                Arc::new(RouteTarget {
-                    labels: Arc::new(RouteLabels::of(route)),
-                    route: route.clone(),
-                    upstream: upstream_of(&route.backend),
-                    canary: live_canary(route, upstream_of),
-                    limiter: zones.zone_for(route),
-                })
-            });
-            zones.finish();
-            self.table.store(Arc::new(live));
-            registry.routes = Some(routes);
-            applied.routes_changed = true;
+            // Both the reuse check and the conversion hand out limiter zones.
+            let zones = RefCell::new(zones);
+            let current = self.table.load();
+            let remapped = routes.map_reusing(
+                &current,
+                |route, live| live.is_current(route, upstreams, &mut zones.borrow_mut()),
+                |route| {
+                    Arc::new(RouteTarget {
+                        labels: Arc::new(RouteLabels::of(route)),
+                        route: route.clone(),
+                        upstream: upstream_of(&route.backend),
+                        canary: live_canary(route, upstream_of),
+                        limiter: zones.borrow_mut().zone_for(route),
+                    })
+                },
+            );
+            zones.into_inner().finish();
+            if remapped.changed {
+                self.table.store(Arc::new(remapped.table));
+                applied.routes_changed = true;
+            }
         }
         registry.upstreams.retain(|id, _| backends.contains_key(id));
         if **self.tls.load() != *tls {
@@ -200,8 +234,17 @@ mod tests {
     }
 
     fn routes(paths: &[(&str, &str)]) -> RouteTable<Route> {
+        let rules: Vec<_> = paths
+            .iter()
+            .map(|&(path, service)| ("", path, service))
+            .collect();
+        hosted(&rules)
+    }
+
+    /// A table of (host, prefix path, service) rules; an empty host is any host.
+    fn hosted(rules: &[(&str, &str, &str)]) -> RouteTable<Route> {
         let mut builder = RouteTableBuilder::default();
-        for (path, service) in paths {
+        for (host, path, service) in rules {
             let route = Route {
                 backend: backend(service),
                 ingress: IngressRef {
@@ -213,8 +256,9 @@ mod tests {
                 policy: Default::default(),
                 canary: None,
             };
+            let host = HostMatch::parse(host).expect("valid host");
             builder
-                .add_rule(HostMatch::Any, PathMatch::prefix(path), route)
+                .add_rule(host, PathMatch::prefix(path), route)
                 .expect("no conflict");
         }
         builder.build()
@@ -244,14 +288,14 @@ mod tests {
     fn endpoint_changes_do_not_rebuild_the_table() {
         let plane = DataPlane::default();
         let first = plane.apply(
-            routes(&[("/", "web")]),
+            &routes(&[("/", "web")]),
             &endpoints(&[("web", "10.0.0.1:80")]),
             &TlsTable::default(),
         );
         assert!(first.routes_changed);
         let before = Arc::as_ptr(&plane.table());
         let second = plane.apply(
-            routes(&[("/", "web")]),
+            &routes(&[("/", "web")]),
             &endpoints(&[("web", "10.0.0.2:80")]),
             &TlsTable::default(),
         );
@@ -271,7 +315,7 @@ mod tests {
     fn route_changes_publish_a_new_table_and_keep_upstreams() {
         let plane = DataPlane::default();
         plane.apply(
-            routes(&[("/", "web")]),
+            &routes(&[("/", "web")]),
             &endpoints(&[("web", "10.0.0.1:80")]),
             &TlsTable::default(),
         );
@@ -281,7 +325,7 @@ mod tests {
             .map(|selected| selected.target().upstream.clone())
             .expect("route");
         let applied = plane.apply(
-            routes(&[("/", "web"), ("/api", "api")]),
+            &routes(&[("/", "web"), ("/api", "api")]),
             &endpoints(&[("web", "10.0.0.1:80"), ("api", "10.0.0.9:80")]),
             &TlsTable::default(),
         );
@@ -300,10 +344,60 @@ mod tests {
     fn backends_without_endpoints_pick_nothing() {
         let plane = DataPlane::default();
         plane.apply(
-            routes(&[("/", "web")]),
+            &routes(&[("/", "web")]),
             &endpoints(&[("web", "")]),
             &TlsTable::default(),
         );
         assert_eq!(picked(&plane, "/"), None);
+    }
+
+    fn live_target(plane: &DataPlane, host: &str) -> Arc<RouteTarget> {
+        let table = plane.table();
+        let selected = table.route(host, "/").expect("routed");
+        selected.target().clone()
+    }
+
+    #[test]
+    fn a_change_to_one_host_keeps_the_live_targets_of_the_others() {
+        let plane = DataPlane::default();
+        let all = endpoints(&[
+            ("a", "10.0.0.1:80"),
+            ("b", "10.0.0.2:80"),
+            ("c", "10.0.0.3:80"),
+        ]);
+        let tls = TlsTable::default();
+        plane.apply(
+            &hosted(&[("a.example", "/", "a"), ("b.example", "/", "b")]),
+            &all,
+            &tls,
+        );
+        let (a, b) = (
+            live_target(&plane, "a.example"),
+            live_target(&plane, "b.example"),
+        );
+        let applied = plane.apply(
+            &hosted(&[("a.example", "/", "a"), ("b.example", "/", "c")]),
+            &all,
+            &tls,
+        );
+        assert!(applied.routes_changed);
+        assert!(Arc::ptr_eq(&a, &live_target(&plane, "a.example")));
+        assert!(!Arc::ptr_eq(&b, &live_target(&plane, "b.example")));
+        assert_eq!(live_target(&plane, "b.example").route.backend, backend("c"));
+    }
+
+    #[test]
+    fn a_backend_that_comes_back_is_routed_to_its_new_upstream() {
+        let plane = DataPlane::default();
+        let table = hosted(&[("a.example", "/", "a")]);
+        let tls = TlsTable::default();
+        plane.apply(&table, &endpoints(&[("a", "10.0.0.1:80")]), &tls);
+        plane.apply(&table, &BTreeMap::new(), &tls);
+        plane.apply(&table, &endpoints(&[("a", "10.0.0.9:80")]), &tls);
+        let picked = live_target(&plane, "a.example")
+            .upstream
+            .pick()
+            .map(|pick| pick.authority().to_string());
+        assert_eq!(picked.as_deref(), Some("10.0.0.9:80"));
     }
 }

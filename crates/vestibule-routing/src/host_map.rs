@@ -82,6 +82,33 @@ impl<T> HostMap<T> {
         self.exact.is_empty() && self.wildcard.is_empty() && self.any.is_none()
     }
 
+    /// How many patterns have a value.
+    pub fn len(&self) -> usize {
+        self.exact.len() + self.wildcard.len() + usize::from(self.any.is_some())
+    }
+
+    /// The same map with every value converted; `f` also gets what `previous` holds for the
+    /// same pattern.
+    pub fn map_with_previous<U>(
+        &self,
+        previous: &HostMap<U>,
+        mut f: impl FnMut(&T, Option<&U>) -> U,
+    ) -> HostMap<U> {
+        HostMap {
+            exact: self
+                .exact
+                .iter()
+                .map(|(k, v)| (k.clone(), f(v, previous.exact.get(k))))
+                .collect(),
+            wildcard: self
+                .wildcard
+                .iter()
+                .map(|(k, v)| (k.clone(), f(v, previous.wildcard.get(k))))
+                .collect(),
+            any: self.any.as_ref().map(|v| f(v, previous.any.as_ref())),
+        }
+    }
+
     /// The same map with every value converted.
     pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> HostMap<U> {
         HostMap {

@@ -91,6 +91,18 @@ impl<T> VirtualHost<T> {
             })
     }
 
+    /// Whether `old` has the same host and rule paths, in the same order, with targets
+    /// `unchanged` accepts.
+    fn same_as<U>(&self, old: &VirtualHost<U>, unchanged: &mut impl FnMut(&T, &U) -> bool) -> bool {
+        self.host == old.host
+            && self.rules.len() == old.rules.len()
+            && self
+                .rules
+                .iter()
+                .zip(&old.rules)
+                .all(|(new, old)| new.path == old.path && unchanged(&new.target, &old.target))
+    }
+
     fn map<U>(&self, f: &mut impl FnMut(&T) -> U) -> VirtualHost<U> {
         VirtualHost {
             host: self.host.clone(),
@@ -114,7 +126,8 @@ impl<T> VirtualHost<T> {
 /// default backend when there is one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteTable<T> {
-    hosts: HostMap<VirtualHost<T>>,
+    /// Shared, so a table mapped again can take over the virtual hosts that did not change.
+    hosts: HostMap<Arc<VirtualHost<T>>>,
     default_backend: Option<T>,
 }
 
@@ -158,7 +171,7 @@ impl<T> RouteTable<T> {
 
     /// The virtual host a request host selects.
     pub fn virtual_host(&self, host: &str) -> Option<&VirtualHost<T>> {
-        self.hosts.get(host)
+        self.hosts.get(host).map(AsRef::as_ref)
     }
 
     /// Every virtual host, in precedence order.
@@ -166,7 +179,7 @@ impl<T> RouteTable<T> {
         self.hosts
             .iter()
             .into_iter()
-            .map(|(_, vhost)| vhost)
+            .map(|(_, vhost)| vhost.as_ref())
             .collect()
     }
 
@@ -178,10 +191,55 @@ impl<T> RouteTable<T> {
     /// The same table with every target converted, e.g. from a backend name to a live upstream.
     pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> RouteTable<U> {
         RouteTable {
-            hosts: self.hosts.map(|vhost| vhost.map(&mut f)),
+            hosts: self.hosts.map(|vhost| Arc::new(vhost.map(&mut f))),
             default_backend: self.default_backend.as_ref().map(&mut f),
         }
     }
+
+    /// [`RouteTable::map`], taking over from `previous` (an earlier table mapped the same way)
+    /// every virtual host whose rules have the same paths in the same order and whose targets
+    /// `unchanged` accepts, so a change to one host converts only that host.
+    pub fn map_reusing<U: Clone>(
+        &self,
+        previous: &RouteTable<U>,
+        mut unchanged: impl FnMut(&T, &U) -> bool,
+        mut f: impl FnMut(&T) -> U,
+    ) -> Remapped<U> {
+        let mut changed = self.hosts.len() != previous.hosts.len();
+        let hosts = self.hosts.map_with_previous(&previous.hosts, |vhost, old| {
+            match old.filter(|old| vhost.same_as(old, &mut unchanged)) {
+                Some(old) => Arc::clone(old),
+                None => {
+                    changed = true;
+                    Arc::new(vhost.map(&mut f))
+                }
+            }
+        });
+        let default_backend = match (&self.default_backend, &previous.default_backend) {
+            (Some(target), Some(old)) if unchanged(target, old) => Some(old.clone()),
+            (None, None) => None,
+            (target, _) => {
+                changed = true;
+                target.as_ref().map(&mut f)
+            }
+        };
+        Remapped {
+            table: RouteTable {
+                hosts,
+                default_backend,
+            },
+            changed,
+        }
+    }
+}
+
+/// A table converted by [`RouteTable::map_reusing`].
+#[derive(Debug)]
+pub struct Remapped<U> {
+    /// The converted table.
+    pub table: RouteTable<U>,
+    /// Whether anything differs from the previous table.
+    pub changed: bool,
 }
 
 /// Collects rules one at a time, first come first kept, and builds a [`RouteTable`].
@@ -244,7 +302,7 @@ impl<T> RouteTableBuilder<T> {
                 .into_iter()
                 .map(|(path, target)| PathRule { path, target })
                 .collect();
-            hosts.insert(host.clone(), VirtualHost::new(host, rules));
+            hosts.insert(host.clone(), Arc::new(VirtualHost::new(host, rules)));
         }
         RouteTable {
             hosts,
@@ -270,6 +328,40 @@ mod tests {
 
     fn route(table: &RouteTable<&'static str>, host: &str, path: &str) -> Option<&'static str> {
         table.route(host, path).map(|selected| *selected.target())
+    }
+
+    #[test]
+    fn remapping_converts_only_the_hosts_that_changed() {
+        let p = PathMatch::prefix;
+        let first = table(&[("a.com", p("/"), "a"), ("b.com", p("/"), "b")]);
+        let live = first.map(|target| target.to_uppercase());
+        let same = |new: &&str, old: &String| new.to_uppercase() == *old;
+
+        let mut converted = Vec::new();
+        let second = table(&[("a.com", p("/"), "a"), ("b.com", p("/"), "b2")]);
+        let remapped = second.map_reusing(&live, same, |target| {
+            converted.push(*target);
+            target.to_uppercase()
+        });
+        assert!(remapped.changed);
+        assert_eq!(converted, ["b2"]);
+        let kept = |table: &RouteTable<String>| table.hosts.get("a.com").cloned();
+        assert!(Arc::ptr_eq(
+            &kept(&remapped.table).expect("a.com"),
+            &kept(&live).expect("a.com")
+        ));
+        let answer = remapped
+            .table
+            .route("b.com", "/")
+            .map(|s| s.target().clone());
+        assert_eq!(answer.as_deref(), Some("B2"));
+
+        let again = second.map_reusing(&remapped.table, same, |_| unreachable!());
+        assert!(!again.changed, "nothing to convert");
+        let fewer = table(&[("a.com", p("/"), "a")]);
+        assert!(fewer.map_reusing(&live, same, |_| unreachable!()).changed);
+        let moved = table(&[("a.com", p("/x"), "a"), ("b.com", p("/"), "b")]);
+        assert!(moved.map_reusing(&live, same, |t| t.to_uppercase()).changed);
     }
 
     /// Every row of the path-matching table in the Kubernetes Ingress documentation.

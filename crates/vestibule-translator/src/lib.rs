@@ -17,7 +17,6 @@ mod tls;
 mod warning;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use vestibule_resources::Snapshot;
 use vestibule_routing::{BackendId, Endpoint, IngressRef, PassthroughTable, Route, RouteTable};
@@ -65,7 +64,7 @@ impl Default for Options {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Translation {
     /// The routing table.
-    pub routes: Arc<RouteTable<Route>>,
+    pub routes: RouteTable<Route>,
     /// The ready endpoints of every backend the table refers to; empty when none is ready.
     pub backends: BTreeMap<BackendId, Vec<Endpoint>>,
     /// The certificate for each TLS server name.
@@ -92,7 +91,7 @@ pub fn translate(snapshot: &Snapshot, options: &Options) -> Translation {
         rules::build_table(snapshot, &ingresses, &tls, options, &mut warnings);
     let backends = backends::resolve(snapshot, &referenced, &mut warnings);
     Translation {
-        routes: Arc::new(routes),
+        routes,
         backends,
         tls: tls.table,
         passthrough,

@@ -54,11 +54,9 @@ impl Publisher {
         let started = Instant::now();
         let translation = translate(snapshot, &self.options);
         let translated = started.elapsed();
-        let applied = self.plane.apply(
-            translation.routes.clone(),
-            &translation.backends,
-            &translation.tls,
-        );
+        let applied =
+            self.plane
+                .apply(&translation.routes, &translation.backends, &translation.tls);
         let passthrough_changed = self.plane.apply_passthrough(&translation.passthrough);
         self.metrics
             .published(problems.len(), &translation.warnings, &translation.tls);
