@@ -12,6 +12,7 @@ use vestibule_cluster::{
 };
 use vestibule_proxy::Health;
 use vestibule_resources::{ObjectKey, Snapshot};
+use vestibule_translator::Translation;
 
 use crate::control::Publisher;
 
@@ -38,6 +39,33 @@ struct WriteBack {
     snapshot: Snapshot,
     ours: BTreeSet<(String, String)>,
     warnings: Vec<(ObjectKey, String, String)>,
+}
+
+impl WriteBack {
+    /// What the leader needs from a published snapshot and its translation.
+    fn of(snapshot: Snapshot, translation: Translation) -> Self {
+        let ours = translation
+            .ingresses
+            .iter()
+            .map(|ingress| (ingress.namespace.clone(), ingress.name.clone()))
+            .collect();
+        let warnings = translation
+            .warnings
+            .iter()
+            .map(|w| {
+                (
+                    w.object.clone(),
+                    w.reason.as_str().to_owned(),
+                    w.message.clone(),
+                )
+            })
+            .collect();
+        Self {
+            snapshot,
+            ours,
+            warnings,
+        }
+    }
 }
 
 /// Publishes every snapshot from the API until `stop` fires, then releases the lease.
@@ -67,24 +95,16 @@ pub async fn run(
                 let Some(snapshot) = snapshot else {
                     break Err(anyhow::anyhow!("the Kubernetes watches stopped"));
                 };
-                let (returned, snapshot, translation) =
-                    match publisher.publish_in_background(snapshot, Vec::new()).await {
-                        Ok(published) => published,
-                        Err(error) => break Err(error),
-                    };
+                let published = publisher
+                    .publish_in_background(snapshot, Vec::new(), WriteBack::of)
+                    .await;
+                let (returned, write_back) = match published {
+                    Ok(published) => published,
+                    Err(error) => break Err(error),
+                };
                 publisher = returned;
                 health.set_ready(true);
-                let ours = translation
-                    .ingresses
-                    .iter()
-                    .map(|ingress| (ingress.namespace.clone(), ingress.name.clone()))
-                    .collect();
-                let warnings = translation
-                    .warnings
-                    .iter()
-                    .map(|w| (w.object.clone(), w.reason.as_str().to_owned(), w.message.clone()))
-                    .collect();
-                latest.send_replace(Some(Arc::new(WriteBack { snapshot, ours, warnings })));
+                latest.send_replace(Some(Arc::new(write_back)));
             }
             _ = stop.changed() => break Ok(()),
         }

@@ -33,16 +33,19 @@ impl Publisher {
     }
 
     /// [`Publisher::publish`] on a blocking thread, so the runtime keeps serving requests while a
-    /// large configuration is translated and the one it replaces is dropped. Gives back the
-    /// publisher and the snapshot with the translation.
-    pub async fn publish_in_background(
+    /// large configuration is translated and the one it replaces is dropped. `keep` takes what
+    /// the caller needs from the snapshot and the translation on that thread too, and the rest is
+    /// dropped there. Gives back the publisher and what `keep` returned.
+    pub async fn publish_in_background<R: Send + 'static>(
         mut self,
         snapshot: Snapshot,
         problems: Vec<String>,
-    ) -> anyhow::Result<(Self, Snapshot, Translation)> {
+        keep: impl FnOnce(Snapshot, Translation) -> R + Send + 'static,
+    ) -> anyhow::Result<(Self, R)> {
         tokio::task::spawn_blocking(move || {
             let translation = self.publish(&snapshot, &problems);
-            (self, snapshot, translation)
+            let kept = keep(snapshot, translation);
+            (self, kept)
         })
         .await
         .context("publishing a configuration did not finish")

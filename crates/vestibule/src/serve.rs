@@ -246,8 +246,8 @@ async fn serve_files(
     let root = dir.root().display().to_string();
     let first = dir.scan().with_context(|| format!("cannot read {root}"))?;
     let first_problems = problems(&first);
-    (publisher, _, _) = publisher
-        .publish_in_background(first.snapshot, first_problems)
+    (publisher, ()) = publisher
+        .publish_in_background(first.snapshot, first_problems, |_, _| ())
         .await?;
     health.set_ready(true);
     let mut scans = vestibule_manifests::watch(dir, RELOAD_DEBOUNCE)
@@ -257,8 +257,8 @@ async fn serve_files(
             scan = scans.recv() => match scan {
                 Some(scan) => {
                     let scan_problems = problems(&scan);
-                    (publisher, _, _) = publisher
-                        .publish_in_background(scan.snapshot, scan_problems)
+                    (publisher, ()) = publisher
+                        .publish_in_background(scan.snapshot, scan_problems, |_, _| ())
                         .await?;
                 }
                 None => anyhow::bail!("the manifest watcher for {root} stopped"),
