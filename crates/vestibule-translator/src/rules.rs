@@ -1,6 +1,7 @@
 //! Ingress rules and default backends into a routing table.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt;
 use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
@@ -151,7 +152,7 @@ impl IngressRules<'_> {
             );
         }
         if let Some(backend) = &spec.default_backend
-            && let Some(route) = self.route_to(backend, &HostMatch::Any, "the default backend")
+            && let Some(route) = self.route_to(backend, &HostMatch::Any, &"the default backend")
         {
             let backend = route.backend.clone();
             match self.builder.set_default_backend(route) {
@@ -191,7 +192,7 @@ impl IngressRules<'_> {
     }
 
     fn add_path(&mut self, host: &HostMatch, path: &PathMatch, backend: &IngressBackend) {
-        let place = format!("host {host} path {path}");
+        let place = RulePlace { host, path };
         let Some(mut route) = self.route_to(backend, host, &place) else {
             return;
         };
@@ -249,7 +250,7 @@ impl IngressRules<'_> {
         &mut self,
         backend: &IngressBackend,
         host: &HostMatch,
-        place: &str,
+        place: &dyn fmt::Display,
     ) -> Option<Route> {
         let Some(service) = &backend.service else {
             let message = match &backend.resource {
@@ -299,5 +300,17 @@ impl IngressRules<'_> {
             policy: self.settings.policy.clone(),
             canary: None,
         })
+    }
+}
+
+/// Where a rule sits, for warnings about it; formatted only when one is given.
+struct RulePlace<'a> {
+    host: &'a HostMatch,
+    path: &'a PathMatch,
+}
+
+impl fmt::Display for RulePlace<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "host {} path {}", self.host, self.path)
     }
 }
