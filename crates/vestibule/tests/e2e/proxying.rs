@@ -110,12 +110,7 @@ async fn large_bodies_stream_both_ways() {
 #[tokio::test]
 async fn websockets_tunnel_through() {
     let (_manifests, vestibule) = one_backend().await;
-    let stream = tokio::net::TcpStream::connect(vestibule.http)
-        .await
-        .expect("connect");
-    let (mut socket, response) = tokio_tungstenite::client_async("ws://web.example/chat", stream)
-        .await
-        .expect("websocket handshake through the proxy");
+    let (mut socket, response) = websocket(vestibule.http, "ws://web.example/chat").await;
     assert_eq!(response.status(), 101);
     for text in ["hello", "through", "vestibule"] {
         socket.send(Message::text(text)).await.expect("send");

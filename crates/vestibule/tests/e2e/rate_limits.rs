@@ -193,12 +193,7 @@ async fn a_second_concurrent_request_over_limit_connections_gets_503() {
 async fn an_open_websocket_counts_against_limit_connections() {
     let (_manifests, vestibule) =
         annotated_hosts(&[("chat", "chat.example", &[("limit-connections", "1")])]).await;
-    let stream = tokio::net::TcpStream::connect(vestibule.http)
-        .await
-        .expect("connect");
-    let (mut socket, response) = tokio_tungstenite::client_async("ws://chat.example/ws", stream)
-        .await
-        .expect("websocket handshake through the proxy");
+    let (mut socket, response) = websocket(vestibule.http, "ws://chat.example/ws").await;
     assert_eq!(response.status(), 101);
     socket.send(Message::text("hello")).await.expect("send");
     let reply = socket.next().await.expect("reply").expect("message");

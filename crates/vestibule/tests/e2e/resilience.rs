@@ -405,12 +405,7 @@ async fn idempotent_requests_are_retried_on_another_endpoint() {
 #[tokio::test]
 async fn a_websocket_stays_open_across_fifty_config_changes() {
     let (manifests, vestibule, backend) = single_backend(&[]).await;
-    let stream = tokio::net::TcpStream::connect(vestibule.http)
-        .await
-        .expect("connect");
-    let (mut socket, _) = tokio_tungstenite::client_async("ws://web.example/chat", stream)
-        .await
-        .expect("handshake");
+    let (mut socket, _) = websocket(vestibule.http, "ws://web.example/chat").await;
     for change in 0..50 {
         let path = format!("/v{change}");
         manifests.write(

@@ -66,12 +66,7 @@ async fn sigterm_drains_requests_in_flight() {
 async fn sigterm_waits_for_open_websockets() {
     let (_manifests, mut vestibule, _) =
         single_backend(&["--shutdown-grace", "1s", "--shutdown-timeout", "30s"]).await;
-    let stream = tokio::net::TcpStream::connect(vestibule.http)
-        .await
-        .expect("connect");
-    let (mut socket, _) = tokio_tungstenite::client_async("ws://web.example/chat", stream)
-        .await
-        .expect("websocket handshake through the proxy");
+    let (mut socket, _) = websocket(vestibule.http, "ws://web.example/chat").await;
     socket.send(Message::text("before")).await.expect("send");
     let reply = socket.next().await.expect("reply").expect("message");
     assert_eq!(reply, Message::text("before"));

@@ -340,6 +340,23 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Option<Answer> {
     .await
 }
 
+/// A WebSocket opened through the proxy at `proxy` to `url` (`ws://host/path`), with the
+/// handshake's response.
+pub async fn websocket(
+    proxy: SocketAddr,
+    url: &str,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    tokio_tungstenite::tungstenite::handshake::client::Response,
+) {
+    let stream = tokio::net::TcpStream::connect(proxy)
+        .await
+        .expect("connect");
+    tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("websocket handshake through the proxy")
+}
+
 /// GET `path` on `host` through the proxy at `proxy`, on a new connection.
 pub async fn get_via(proxy: SocketAddr, host: &str, path: &str) -> Option<Answer> {
     get_with(&http1_client(), proxy, host, path).await
