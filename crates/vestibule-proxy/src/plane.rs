@@ -150,9 +150,10 @@ impl DataPlane {
     }
 
     /// Makes `routes`, `backends` and `tls` live. Backends keep their upstream (and its balancer
-    /// state) across calls; only backends whose endpoints changed get a new endpoint set, and the
-    /// table is rebuilt only when the routes themselves changed. Open connections keep the
-    /// certificate they were established with.
+    /// state) across calls; only backends whose endpoints changed get a new endpoint set. A new
+    /// table is published only when the routes themselves changed, and it takes over the live
+    /// virtual hosts that did not. Open connections keep the certificate they were established
+    /// with.
     pub fn apply(
         &self,
         routes: &RouteTable<Route>,
@@ -175,6 +176,7 @@ impl DataPlane {
                 }
             }
         }
+        // A block, so the borrows of the registry's parts end before its upstreams are pruned.
         {
             let Registry {
                 upstreams, zones, ..
