@@ -326,6 +326,17 @@ mod tests {
         builder.build()
     }
 
+    /// A table of rules without a host, each leading to its own path.
+    fn hostless(paths: &[PathMatch]) -> RouteTable<PathMatch> {
+        let mut builder = RouteTableBuilder::default();
+        for path in paths {
+            builder
+                .add_rule(HostMatch::Any, path.clone(), path.clone())
+                .expect("no conflict");
+        }
+        builder.build()
+    }
+
     fn route(table: &RouteTable<&'static str>, host: &str, path: &str) -> Option<&'static str> {
         table.route(host, path).map(|selected| *selected.target())
     }
@@ -396,13 +407,7 @@ mod tests {
             (vec![p("/foo"), e("/foo")], "/foo", Some(e("/foo"))),
         ];
         for (paths, request, expected) in rows {
-            let mut builder = RouteTableBuilder::default();
-            for path in &paths {
-                builder
-                    .add_rule(HostMatch::Any, path.clone(), path.clone())
-                    .expect("no conflict");
-            }
-            let table = builder.build();
+            let table = hostless(&paths);
             let selected = table.route("example.com", request);
             assert_eq!(
                 selected.map(|selected| selected.target().clone()),
@@ -496,13 +501,7 @@ mod tests {
             PathMatch::exact("/a/b/c"),
             PathMatch::prefix("/x/y/z"),
         ];
-        let mut builder = RouteTableBuilder::default();
-        for path in &paths {
-            builder
-                .add_rule(HostMatch::Any, path.clone(), path.clone())
-                .expect("no conflict");
-        }
-        let table = builder.build();
+        let table = hostless(&paths);
         let vhost = table.virtual_host("h").expect("hostless vhost");
         let requests = [
             "/", "/a", "/a/", "/a/b", "/a/b/", "/a/bc", "/a/bcd", "/a/b/c", "/a/b/c/", "/a//b",
@@ -561,13 +560,7 @@ mod tests {
             PathMatch::regex("/b/(x|y)").expect("valid"),
             PathMatch::regex("/").expect("valid"),
         ];
-        let mut builder = RouteTableBuilder::default();
-        for path in &paths {
-            builder
-                .add_rule(HostMatch::Any, path.clone(), path.clone())
-                .expect("no conflict");
-        }
-        let table = builder.build();
+        let table = hostless(&paths);
         let vhost = table.virtual_host("h").expect("hostless vhost");
         for request in ["/", "/a", "/A", "/ab", "/b", "/b/x", "/B/x", "/c", "/a/b"] {
             let scanned = vhost.rules().iter().find(|rule| rule.path.matches(request));
