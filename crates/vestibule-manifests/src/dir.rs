@@ -1,11 +1,16 @@
 //! Reading a manifest directory, with a per-file cache of the last good content.
+//!
+//! A full scan lists the whole tree and checks every file's stamp. When the watcher can name the
+//! paths that changed, a targeted rescan reads just the known manifest files among them, and falls
+//! back to a full scan whenever it could not be sure to give the same result.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, File, Metadata};
 use std::hash::{DefaultHasher, Hash as _, Hasher as _};
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::ops::Bound;
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use vestibule_resources::{
@@ -65,13 +70,18 @@ struct CachedFile {
 struct Stamp {
     modified: Option<SystemTime>,
     len: u64,
+    /// Whether the path is a symbolic link or the file has other hard links: its content can then
+    /// change without an event naming this path.
+    aliased: bool,
 }
 
 impl Stamp {
-    fn of(metadata: &Metadata) -> Self {
+    /// The stamp of a file with these metadata, reached through a symbolic link or not.
+    fn of(metadata: &Metadata, symlink: bool) -> Self {
         Self {
             modified: metadata.modified().ok(),
             len: metadata.len(),
+            aliased: symlink || has_other_links(metadata),
         }
     }
 
@@ -125,6 +135,16 @@ enum Outcome {
     Updated(CachedFile),
 }
 
+/// What a targeted rescan does about one changed path.
+enum Update {
+    /// Read this known manifest file again.
+    Read(ManifestFormat),
+    /// Drop this known manifest file: it is gone.
+    Drop,
+    /// Nothing: no scan reads this path (an editor's swap or backup file, say).
+    Ignore,
+}
+
 impl ManifestDir {
     /// Opens `root`; fails with a clear error if it does not exist, is not a directory or cannot
     /// be read. Reads no manifest yet: call [`ManifestDir::scan`].
@@ -160,6 +180,35 @@ impl ManifestDir {
     pub(crate) fn scan_and_compare(&mut self) -> Result<(Scan, bool), ManifestError> {
         let started = SystemTime::now();
         check_root(&self.root)?;
+        self.scan_all(started)
+    }
+
+    /// Brings the cache up to date after changes at `paths` (spelled from the root), and says
+    /// whether anything in force or reported differs from the previous scan.
+    ///
+    /// Known manifest files among `paths` are read again whatever their stamp says (the event is
+    /// proof of a change) or dropped if gone, paths no scan reads (an editor's swap or backup
+    /// file) are ignored, and files that failed to read are tried again. Anything else (a new
+    /// manifest file, a directory, a symbolic link, a path near a directory that could not be
+    /// listed) and any tree where a file can change without an event naming it (a symbolic or
+    /// hard link to it) leads to a full scan: the result is always what a full scan would give.
+    pub(crate) fn rescan_and_compare(
+        &mut self,
+        paths: &BTreeSet<PathBuf>,
+    ) -> Result<(Scan, bool), ManifestError> {
+        let started = SystemTime::now();
+        check_root(&self.root)?;
+        match self.plan(paths) {
+            Some(updates) => {
+                let changed = self.apply(updates, started);
+                Ok((self.current(), changed))
+            }
+            None => self.scan_all(started),
+        }
+    }
+
+    /// Lists the whole tree and brings every file up to date; the root was just checked.
+    fn scan_all(&mut self, started: SystemTime) -> Result<(Scan, bool), ManifestError> {
         let listing = list(&self.root).map_err(|source| ManifestError::Unreadable {
             path: self.root.clone(),
             source,
@@ -205,6 +254,103 @@ impl ManifestDir {
         self.unreadable_dirs = listing.unreadable_dirs;
         self.scanned = true;
         Ok((self.current(), changed))
+    }
+
+    /// What a targeted rescan does about each of `paths` and each file that failed to read, or
+    /// `None` if only a full scan can bring the cache up to date.
+    fn plan(&self, paths: &BTreeSet<PathBuf>) -> Option<Vec<(PathBuf, Update)>> {
+        if !self.scanned || self.has_aliases() {
+            return None;
+        }
+        let failed = self
+            .files
+            .iter()
+            .filter(|(_, file)| file.stamp.is_none())
+            .map(|(path, _)| path);
+        let targets: BTreeSet<&PathBuf> = paths.iter().chain(failed).collect();
+        targets
+            .into_iter()
+            .map(|path| Some((path.clone(), self.update_for(path)?)))
+            .collect()
+    }
+
+    /// What a targeted rescan does about one changed path, or `None` if only a full scan can
+    /// tell.
+    fn update_for(&self, path: &Path) -> Option<Update> {
+        if !self.is_below_root(path) || self.is_near_unreadable_dir(path) {
+            return None;
+        }
+        let exists = match fs::symlink_metadata(path) {
+            Ok(metadata) if is_plain_file(&metadata) => true,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => false,
+            // A directory, a symbolic link, a special or hard-linked file, or an unknown.
+            _ => return None,
+        };
+        if self.files.contains_key(path) {
+            Some(if exists {
+                Update::Read(format_of(path)?)
+            } else {
+                Update::Drop
+            })
+        } else if is_manifest_name(path) || self.has_files_below(path) {
+            None
+        } else {
+            Some(Update::Ignore)
+        }
+    }
+
+    /// Applies the updates of a targeted rescan; says whether anything in force or reported
+    /// changed.
+    fn apply(&mut self, updates: Vec<(PathBuf, Update)>, started: SystemTime) -> bool {
+        let mut changed = false;
+        for (path, update) in updates {
+            match update {
+                Update::Read(format) => {
+                    let previous = self.files.get(&path);
+                    let file = load(&path, format, false, previous, started);
+                    changed |= previous.is_none_or(|previous| {
+                        previous.objects != file.objects || previous.problem != file.problem
+                    });
+                    self.files.insert(path, file);
+                }
+                Update::Drop => changed |= self.files.remove(&path).is_some(),
+                Update::Ignore => {}
+            }
+        }
+        changed
+    }
+
+    /// Whether some file can change without an event naming it, so that only a full scan is
+    /// sure to notice.
+    fn has_aliases(&self) -> bool {
+        self.files
+            .values()
+            .any(|file| file.stamp.is_some_and(|stamp| stamp.aliased))
+    }
+
+    /// Whether `path` lies strictly below the root, spelled without `.` or `..`.
+    fn is_below_root(&self, path: &Path) -> bool {
+        path.strip_prefix(&self.root).is_ok_and(|relative| {
+            let mut components = relative.components().peekable();
+            components.peek().is_some()
+                && components.all(|component| matches!(component, Component::Normal(_)))
+        })
+    }
+
+    /// Whether `path` is, is inside or contains a directory the last scan could not list.
+    fn is_near_unreadable_dir(&self, path: &Path) -> bool {
+        self.unreadable_dirs
+            .iter()
+            .any(|(dir, _)| path.starts_with(dir) || dir.starts_with(path))
+    }
+
+    /// Whether some known manifest file lies below `path`.
+    fn has_files_below(&self, path: &Path) -> bool {
+        // Paths sort by component, so those below `path` directly follow it.
+        self.files
+            .range::<Path, _>((Bound::Excluded(path), Bound::Unbounded))
+            .next()
+            .is_some_and(|(next, _)| next.starts_with(path))
     }
 
     /// Builds the scan result from the cache.
@@ -362,6 +508,32 @@ fn is_hidden(name: &OsStr) -> bool {
     name.as_encoded_bytes().first() == Some(&b'.')
 }
 
+/// Whether a scan would read a file at `path`, wherever its directory is: a manifest extension
+/// and a name that is not hidden.
+fn is_manifest_name(path: &Path) -> bool {
+    format_of(path).is_some() && path.file_name().is_some_and(|name| !is_hidden(name))
+}
+
+/// Whether these metadata (of the path itself, not of what it links to) are those of a regular
+/// file that has no other hard link.
+fn is_plain_file(metadata: &Metadata) -> bool {
+    metadata.is_file() && !has_other_links(metadata)
+}
+
+/// Whether the file has other hard links, through which it can change without an event naming
+/// this path.
+#[cfg(unix)]
+fn has_other_links(metadata: &Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    metadata.nlink() > 1
+}
+
+/// Whether the file has other hard links; this platform cannot tell, so it may.
+#[cfg(not(unix))]
+fn has_other_links(_: &Metadata) -> bool {
+    true
+}
+
 /// How a file is decoded, by extension; `None` for files that are not manifests.
 fn format_of(path: &Path) -> Option<ManifestFormat> {
     let extension = path.extension()?;
@@ -379,54 +551,80 @@ fn read_file(path: &Path, previous: Option<&CachedFile>, started: SystemTime) ->
     let Some(format) = format_of(path) else {
         return Outcome::Gone;
     };
-    let last_good = || previous.and_then(|file| file.objects.clone());
-    let failed = |reason: String| {
-        Outcome::Updated(CachedFile {
-            stamp: None,
-            read_at: started,
-            objects: last_good(),
-            problem: Some(FileProblem::Unreadable(reason)),
-            digest: None,
-        })
-    };
-
-    let metadata = match fs::metadata(path) {
-        Ok(metadata) => metadata,
-        // Removed since the directory was listed (a dangling symlink is still reported).
-        Err(error)
-            if error.kind() == io::ErrorKind::NotFound && fs::symlink_metadata(path).is_err() =>
-        {
-            return Outcome::Gone;
-        }
-        Err(error) => return failed(error.to_string()),
+    let (metadata, symlink) = match metadata_of(path) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Outcome::Gone,
+        Err(reason) => return Outcome::Updated(unreadable(previous, started, reason)),
     };
     if !metadata.is_file() {
-        return failed("not a regular file".to_owned());
+        let reason = "not a regular file".to_owned();
+        return Outcome::Updated(unreadable(previous, started, reason));
     }
+    let stamp = Stamp::of(&metadata, symlink);
     if let Some(previous) = previous
-        && previous.stamp == Some(Stamp::of(&metadata))
-        && !Stamp::of(&metadata).is_racy(previous.read_at)
+        && previous.stamp == Some(stamp)
+        && !stamp.is_racy(previous.read_at)
     {
         return Outcome::Unchanged;
     }
+    Outcome::Updated(load(path, format, symlink, previous, started))
+}
 
-    let (stamp, text) = match read_text(path) {
+/// The metadata of what `path` leads to, and whether `path` is a symbolic link; `None` if
+/// nothing is there (a dangling link is an error).
+fn metadata_of(path: &Path) -> Result<Option<(Metadata, bool)>, String> {
+    let own = match fs::symlink_metadata(path) {
+        Ok(own) => own,
+        // Removed since the directory was listed.
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error.to_string()),
+    };
+    if !own.file_type().is_symlink() {
+        return Ok(Some((own, false)));
+    }
+    fs::metadata(path)
+        .map(|target| Some((target, true)))
+        .map_err(|error| error.to_string())
+}
+
+/// The cache entry of a file that cannot be read: its last good objects stay in force, and it is
+/// read again next time.
+fn unreadable(previous: Option<&CachedFile>, started: SystemTime, reason: String) -> CachedFile {
+    CachedFile {
+        stamp: None,
+        read_at: started,
+        objects: previous.and_then(|file| file.objects.clone()),
+        problem: Some(FileProblem::Unreadable(reason)),
+        digest: None,
+    }
+}
+
+/// Reads and decodes a file that may have changed, reached through a symbolic link or not. Text
+/// identical to the cached version's is not decoded again.
+fn load(
+    path: &Path,
+    format: ManifestFormat,
+    symlink: bool,
+    previous: Option<&CachedFile>,
+    started: SystemTime,
+) -> CachedFile {
+    let (stamp, text) = match read_text(path, symlink) {
         Ok(read) => read,
-        Err(reason) => return failed(reason),
+        Err(reason) => return unreadable(previous, started, reason),
     };
     let digest = Some(digest_of(&text));
     // Files written just before a scan are read again by the next one (see `RACY_WINDOW`);
     // thousands of them are cheap to read, but not to decode again.
     if let Some(previous) = previous.filter(|previous| previous.digest == digest) {
-        return Outcome::Updated(CachedFile {
+        return CachedFile {
             stamp: Some(stamp),
             read_at: started,
             objects: previous.objects.clone(),
             problem: previous.problem.clone(),
             digest,
-        });
+        };
     }
-    let file = match decode_manifest(&text, format) {
+    match decode_manifest(&text, format) {
         Ok(objects) => CachedFile {
             stamp: Some(stamp),
             read_at: started,
@@ -435,7 +633,7 @@ fn read_file(path: &Path, previous: Option<&CachedFile>, started: SystemTime) ->
             digest,
         },
         Err(error) => {
-            let objects = last_good();
+            let objects = previous.and_then(|file| file.objects.clone());
             CachedFile {
                 stamp: Some(stamp),
                 read_at: started,
@@ -447,8 +645,7 @@ fn read_file(path: &Path, previous: Option<&CachedFile>, started: SystemTime) ->
                 digest,
             }
         }
-    };
-    Outcome::Updated(file)
+    }
 }
 
 /// A hash that tells versions of a file's text apart.
@@ -459,7 +656,7 @@ fn digest_of(text: &str) -> u64 {
 }
 
 /// Reads a regular file as text, with the stamp of the version read.
-fn read_text(path: &Path) -> Result<(Stamp, String), String> {
+fn read_text(path: &Path, symlink: bool) -> Result<(Stamp, String), String> {
     let mut file = File::open(path).map_err(|error| error.to_string())?;
     let metadata = file.metadata().map_err(|error| error.to_string())?;
     if !metadata.is_file() {
@@ -473,7 +670,7 @@ fn read_text(path: &Path) -> Result<(Stamp, String), String> {
         Some(rest) => rest.to_owned(),
         None => text,
     };
-    Ok((Stamp::of(&metadata), text))
+    Ok((Stamp::of(&metadata, symlink), text))
 }
 
 #[cfg(test)]
@@ -729,6 +926,227 @@ mod tests {
             "{:?}",
             scan.problems
         );
+    }
+
+    fn rescan(dir: &mut ManifestDir, paths: &[&Path]) -> (Scan, bool) {
+        let paths = paths.iter().map(|path| path.to_path_buf()).collect();
+        dir.rescan_and_compare(&paths).expect("rescan")
+    }
+
+    /// Asserts that `scan` is what a full scan of the same directory from scratch gives.
+    fn assert_as_full_scan(dir: &ManifestDir, rescanned: &Scan) {
+        let full = scan(&mut ManifestDir::open(dir.root()).expect("open"));
+        assert_eq!(
+            format!("{:?}", rescanned.snapshot),
+            format!("{:?}", full.snapshot)
+        );
+        assert_eq!(rescanned.problems, full.problems);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rescan_reads_only_the_named_known_files() {
+        let temp = TempDir::new().expect("temp dir");
+        let a = write(&temp, "a.yaml", &service("a"));
+        let b = write(&temp, "sub/b.yaml", &service("b"));
+        let mut dir = ManifestDir::open(temp.path()).expect("open");
+        scan(&mut dir);
+        fs::write(&a, service("a2")).expect("rewrite");
+        fs::write(&b, service("b2")).expect("rewrite");
+
+        let (scan, changed) = rescan(&mut dir, &[&a]);
+        assert!(changed);
+        assert_eq!(names(&scan), ["a2", "b"], "only the named file was read");
+        let (scan, changed) = rescan(&mut dir, &[&b]);
+        assert!(changed);
+        assert_eq!(names(&scan), ["a2", "b2"]);
+        assert_as_full_scan(&dir, &scan);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rescan_reads_a_named_file_whatever_its_stamp_says() {
+        let temp = TempDir::new().expect("temp dir");
+        let a = write(&temp, "a.yaml", &service("a"));
+        let mut dir = ManifestDir::open(temp.path()).expect("open");
+        scan(&mut dir);
+        // A stand-in a full scan trusts: read long after it was written, never decoded.
+        for file in dir.files.values_mut() {
+            file.read_at = SystemTime::now() + Duration::from_secs(60);
+            file.objects = Some(Vec::new());
+            file.digest = None;
+        }
+        assert!(names(&scan(&mut dir)).is_empty(), "a full scan trusts it");
+        let (scan, changed) = rescan(&mut dir, &[&a]);
+        assert!(changed);
+        assert_eq!(names(&scan), ["a"]);
+    }
+
+    #[test]
+    fn a_rescan_drops_a_removed_known_file() {
+        let temp = TempDir::new().expect("temp dir");
+        write(&temp, "a.yaml", &service("a"));
+        let b = write(&temp, "b.yaml", &service("b"));
+        let mut dir = ManifestDir::open(temp.path()).expect("open");
+        scan(&mut dir);
+        fs::remove_file(&b).expect("remove");
+        let (scan, changed) = rescan(&mut dir, &[&b]);
+        assert!(changed);
+        assert_eq!(names(&scan), ["a"]);
+        assert_as_full_scan(&dir, &scan);
+    }
+
+    #[test]
+    fn a_rescan_of_the_same_text_changes_nothing() {
+        let temp = TempDir::new().expect("temp dir");
+        let a = write(&temp, "a.yaml", &service("a"));
+        let mut dir = ManifestDir::open(temp.path()).expect("open");
+        scan(&mut dir);
+        fs::write(&a, service("a")).expect("rewrite");
+        let (scan, changed) = rescan(&mut dir, &[&a]);
+        assert!(!changed);
+        assert_eq!(names(&scan), ["a"]);
+    }
+
+    #[test]
+    fn a_rescan_of_a_new_file_or_a_directory_scans_everything() {
+        let temp = TempDir::new().expect("temp dir");
+        let a = write(&temp, "a.yaml", &service("a"));
+        let c = write(&temp, "sub/c.yaml", &service("c"));
+        let mut dir = ManifestDir::open(temp.path()).expect("open");
+        scan(&mut dir);
+
+        // Each time, a change to `a.yaml` that is not named shows that everything was scanned.
+        fs::write(&a, service("a2")).expect("rewrite");
+        let b = write(&temp, "b.yaml", &service("b"));
+        let (scan, changed) = rescan(&mut dir, &[&b]);
+        assert!(changed);
+        assert_eq!(names(&scan), ["a2", "b", "c"]);
+
+        fs::write(&a, service("a3")).expect("rewrite");
+        write(&temp, "new/d.yaml", &service("d"));
+        let (scan, _) = rescan(&mut dir, &[&temp.path().join("new")]);
+        assert_eq!(names(&scan), ["a3", "b", "c", "d"]);
+
+        fs::write(&a, service("a4")).expect("rewrite");
+        fs::remove_file(&c).expect("remove");
+        fs::remove_dir(temp.path().join("sub")).expect("remove dir");
+        let (scan, _) = rescan(&mut dir, &[&temp.path().join("sub")]);
+        assert_eq!(names(&scan), ["a4", "b", "d"]);
+        assert_as_full_scan(&dir, &scan);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rescan_ignores_files_no_scan_reads() {
+        let temp = TempDir::new().expect("temp dir");
+        let a = write(&temp, "a.yaml", &service("a"));
+        let mut dir = ManifestDir::open(temp.path()).expect("open");
+        scan(&mut dir);
+        fs::write(&a, service("a2")).expect("rewrite");
+        let swap = write(&temp, ".a.yaml.swp", "swap");
+        let backup = write(&temp, "a.yaml~", &service("backup"));
+        let lock = write(&temp, ".#a.yaml", "lock");
+        let temporary = temp.path().join(".a.yaml.tmp");
+
+        let (scan, changed) = rescan(&mut dir, &[&swap, &backup, &lock, &temporary]);
+        assert!(!changed);
+        assert_eq!(names(&scan), ["a"], "nothing was read");
+        let b = write(&temp, "b.yaml", &service("b"));
+        let (scan, changed) = rescan(&mut dir, &[&swap, &b]);
+        assert!(changed);
+        assert_eq!(names(&scan), ["a2", "b"], "everything was scanned");
+        assert_as_full_scan(&dir, &scan);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rescan_of_the_root_or_beyond_it_scans_everything() {
+        let temp = TempDir::new().expect("temp dir");
+        let root = temp.path().join("manifests");
+        fs::create_dir(&root).expect("mkdir");
+        let a = root.join("a.yaml");
+        fs::write(&a, service("a")).expect("write");
+        let mut dir = ManifestDir::open(&root).expect("open");
+        scan(&mut dir);
+        let outside = temp.path().join("outside.txt");
+        let roundabout = root.join("..").join("outside.txt");
+        for (version, path) in [&root, &outside, &roundabout].into_iter().enumerate() {
+            let name = format!("v{version}");
+            fs::write(&a, service(&name)).expect("rewrite");
+            let (scan, _) = rescan(&mut dir, &[path]);
+            assert_eq!(names(&scan), [name], "{}", path.display());
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rescan_near_a_directory_that_could_not_be_listed_scans_everything() {
+        let temp = TempDir::new().expect("temp dir");
+        let a = write(&temp, "a.yaml", &service("a"));
+        let b = write(&temp, "sub/b.yaml", &service("b"));
+        let mut dir = ManifestDir::open(temp.path()).expect("open");
+        scan(&mut dir);
+        // A stand-in: running as root, permissions would not make it unreadable.
+        dir.unreadable_dirs
+            .push((temp.path().join("sub"), "permission denied".to_owned()));
+        fs::write(&a, service("a2")).expect("rewrite");
+        let (scan, changed) = rescan(&mut dir, &[&b]);
+        assert!(changed);
+        assert_eq!(names(&scan), ["a2", "b"]);
+        assert!(scan.problems.is_empty(), "{:?}", scan.problems);
+    }
+
+    #[test]
+    fn a_rescan_tries_files_that_failed_to_read_again() {
+        let temp = TempDir::new().expect("temp dir");
+        write(&temp, "a.yaml", &service("a"));
+        let bad = temp.path().join("bad.yaml");
+        fs::write(&bad, [0xff, 0xfe, 0x00]).expect("write");
+        let mut dir = ManifestDir::open(temp.path()).expect("open");
+        assert_eq!(scan(&mut dir).problems.len(), 1);
+        fs::write(&bad, service("b")).expect("fix");
+        let (scan, changed) = rescan(&mut dir, &[]);
+        assert!(changed);
+        assert_eq!(names(&scan), ["a", "b"]);
+        assert_as_full_scan(&dir, &scan);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rescan_scans_everything_where_a_file_is_a_symbolic_link() {
+        use std::os::unix::fs::symlink;
+
+        let temp = TempDir::new().expect("temp dir");
+        write(&temp, "a.yaml", &service("a"));
+        let shared = write(&temp, "shared.txt", &service("s"));
+        symlink("shared.txt", temp.path().join("linked.yaml")).expect("link");
+        let mut dir = ManifestDir::open(temp.path()).expect("open");
+        assert_eq!(names(&scan(&mut dir)), ["a", "s"]);
+        // The link's content changes, but the event names the file it links to.
+        fs::write(&shared, service("s2")).expect("rewrite");
+        let (scan, changed) = rescan(&mut dir, &[&shared]);
+        assert!(changed);
+        assert_eq!(names(&scan), ["a", "s2"]);
+        assert_as_full_scan(&dir, &scan);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rescan_scans_everything_where_a_file_has_another_hard_link() {
+        let temp = TempDir::new().expect("temp dir");
+        let a = write(&temp, "a.yaml", &service("a"));
+        let mut dir = ManifestDir::open(temp.path()).expect("open");
+        scan(&mut dir);
+        let other = temp.path().join("a.txt");
+        fs::hard_link(&a, &other).expect("link");
+        rescan(&mut dir, &[&other]);
+        // The file's content changes, but the event names its other link.
+        fs::write(&other, service("a2")).expect("rewrite");
+        let (scan, changed) = rescan(&mut dir, &[&other]);
+        assert!(changed);
+        assert_eq!(names(&scan), ["a2"]);
+        assert_as_full_scan(&dir, &scan);
     }
 
     #[cfg(unix)]

@@ -5,7 +5,8 @@
 //! [`vestibule_resources::decode_manifest`] and gathers the objects into one
 //! [`vestibule_resources::Snapshot`]. A file that breaks keeps its last good content in force and
 //! is reported as a [`Problem`]; the rest of the directory still applies. [`watch`] rescans after
-//! each burst of filesystem changes.
+//! each burst of filesystem changes: just the files it touched when they are all known manifest
+//! files (or files no scan reads), the whole tree otherwise, with the same result either way.
 //!
 //! Files are processed in sorted path order and objects in document order, so the same directory
 //! always yields the same snapshot, and of two objects with the same key the first is kept.

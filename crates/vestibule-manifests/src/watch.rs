@@ -1,6 +1,8 @@
 //! Rescanning a manifest directory when it changes.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode};
@@ -16,12 +18,21 @@ const RETRY: Duration = Duration::from_secs(5);
 /// The longest a burst of changes may delay a scan, in multiples of the debounce.
 const MAX_DELAY_FACTOR: u32 = 10;
 
+/// The most changed paths remembered for one burst; past that the whole directory is scanned.
+const MAX_CHANGED_PATHS: usize = 4096;
+
 /// Watches a directory and sends a new scan after each burst of changes.
 ///
 /// A burst ends when no filesystem event arrived for `debounce` (or, should events never stop,
 /// after ten times `debounce`). The directory is also scanned once as soon as the watch is in
 /// place, and that scan is sent only if it differs from the directory's previous scan (or if
 /// `dir` was never scanned), so changes made before the watch started are not lost.
+///
+/// After a burst that only touched manifest files the directory already had (or files no scan
+/// reads, such as an editor's swap files), just those files are read again. Anything else (a new
+/// file, a directory, a symbolic link, a ConfigMap volume's update, an event the watcher lost or
+/// could not name, a burst of more than a few thousand paths) leads to a full rescan; either way
+/// the scan sent is what a full rescan would give.
 ///
 /// Must be called within a Tokio runtime. Watching ends when the receiver is dropped. If the root
 /// becomes unreadable the error is logged, nothing is sent, and the root is tried again every few
@@ -30,14 +41,21 @@ pub fn watch(dir: ManifestDir, debounce: Duration) -> Result<mpsc::Receiver<Scan
     let root = dir.root().to_owned();
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| ManifestError::NoRuntime { path: root.clone() })?;
-    // One pending event is enough: any event leads to a full rescan.
+    // What changed is recorded in `dirty`, so one pending signal is enough.
     let (events_tx, events) = mpsc::channel(1);
+    let dirty = Arc::new(Mutex::new(Dirty::default()));
+    let recorded = Arc::clone(&dirty);
+    // The watcher reports paths below the root made absolute (as here); they are spelled again
+    // from `root`, as scans spell them.
+    let watched = std::path::absolute(&root).unwrap_or_else(|_| root.clone());
+    let spelled = root.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
-        match event {
+        match &event {
             Ok(event) if !matters(&event.kind) => return,
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "manifest directory watcher reported an error"),
         }
+        lock(&recorded).record(&event, &watched, &spelled);
         // Full means a rescan is already pending; closed means the watch is ending.
         let _ = events_tx.try_send(());
     })
@@ -49,6 +67,7 @@ pub fn watch(dir: ManifestDir, debounce: Duration) -> Result<mpsc::Receiver<Scan
         watcher,
         root,
         events,
+        dirty,
     };
     watching.watch().map_err(|source| ManifestError::Watch {
         path: watching.root.clone(),
@@ -69,12 +88,81 @@ fn matters(kind: &EventKind) -> bool {
     }
 }
 
+/// What changed in the directory since the last scan, as the watcher reported it.
+#[derive(Debug, PartialEq)]
+enum Dirty {
+    /// These paths, spelled from the directory's root.
+    Paths(BTreeSet<PathBuf>),
+    /// Anything may have: scan the whole directory.
+    Everything,
+}
+
+impl Default for Dirty {
+    fn default() -> Self {
+        Self::Paths(BTreeSet::new())
+    }
+}
+
+impl Dirty {
+    /// Records what one report of the watcher says changed. `watched` is the root as the watcher
+    /// spells it, `root` as the directory does.
+    fn record(&mut self, event: &notify::Result<Event>, watched: &Path, root: &Path) {
+        let Self::Paths(paths) = self else {
+            return;
+        };
+        let named: Option<Vec<PathBuf>> = match event {
+            Ok(event) if !event.need_rescan() && !event.paths.is_empty() => event
+                .paths
+                .iter()
+                .map(|path| spelled_from_root(path, watched, root))
+                .collect(),
+            // An error, or events lost or not said where.
+            _ => None,
+        };
+        match named {
+            Some(named) if paths.len().saturating_add(named.len()) <= MAX_CHANGED_PATHS => {
+                paths.extend(named);
+            }
+            _ => *self = Self::Everything,
+        }
+    }
+
+    /// Whether nothing changed.
+    fn is_nothing(&self) -> bool {
+        matches!(self, Self::Paths(paths) if paths.is_empty())
+    }
+
+    /// Brings `dir` up to date: a full scan, or one of just the changed paths.
+    fn rescan(&self, dir: &mut ManifestDir) -> Result<(Scan, bool), ManifestError> {
+        match self {
+            Self::Paths(paths) => dir.rescan_and_compare(paths),
+            Self::Everything => dir.scan_and_compare(),
+        }
+    }
+}
+
+/// `path`, reported by the watcher below `watched`, spelled from `root` as the directory's scans
+/// spell it; `None` if it is not below `watched`.
+fn spelled_from_root(path: &Path, watched: &Path, root: &Path) -> Option<PathBuf> {
+    path.strip_prefix(watched)
+        .ok()
+        .map(|relative| root.join(relative))
+}
+
+/// Locks what changed. Nothing panics while holding it, but a poisoned lock is still usable.
+fn lock(dirty: &Mutex<Dirty>) -> MutexGuard<'_, Dirty> {
+    dirty.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The watcher and what it reports.
 struct Watching {
     /// Kept alive as long as the watch runs.
     watcher: RecommendedWatcher,
     root: PathBuf,
+    /// One signal after each event that matters.
     events: mpsc::Receiver<()>,
+    /// What the events said changed.
+    dirty: Arc<Mutex<Dirty>>,
 }
 
 impl Watching {
@@ -82,6 +170,11 @@ impl Watching {
     fn watch(&mut self) -> notify::Result<()> {
         let _ = self.watcher.unwatch(&self.root);
         self.watcher.watch(&self.root, RecursiveMode::Recursive)
+    }
+
+    /// What changed since the last call, forgetting it.
+    fn take_dirty(&self) -> Dirty {
+        std::mem::take(&mut *lock(&self.dirty))
     }
 }
 
@@ -102,7 +195,9 @@ async fn run(
     let mut first = true;
     let mut root_failed = false;
     loop {
-        if !first {
+        let dirty = if first {
+            Dirty::Everything
+        } else {
             let wake = if root_failed {
                 retry_or_change(&mut watching, &scans).await
             } else {
@@ -111,10 +206,20 @@ async fn run(
             if let Wake::Stop = wake {
                 return;
             }
+            let dirty = watching.take_dirty();
+            if root_failed {
+                Dirty::Everything
+            } else {
+                dirty
+            }
+        };
+        // A signal can outlive the changes it stood for, already taken by the previous scan.
+        if dirty.is_nothing() {
+            continue;
         }
 
         let scanning = tokio::task::spawn_blocking(move || {
-            let result = dir.scan_and_compare();
+            let result = dirty.rescan(&mut dir);
             (dir, result)
         });
         let result = match scanning.await {
@@ -232,6 +337,15 @@ mod tests {
             .flatten()
     }
 
+    /// Waits until the watch has made its first scan and handles changes as they come: a file
+    /// written now shows up in a scan.
+    async fn wait_until_watching(root: &Path, scans: &mut mpsc::Receiver<Scan>) {
+        fs::write(root.join("ready.yaml"), SERVICE.replace("NAME", "ready")).expect("write");
+        wait_for(scans, |scan| has_service(scan, "ready"))
+            .await
+            .expect("a scan with the file written once watching");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_new_file_leads_to_a_scan_with_it() {
         let temp = TempDir::new().expect("temp dir");
@@ -239,6 +353,7 @@ mod tests {
         let mut dir = ManifestDir::open(temp.path()).expect("open");
         assert!(has_service(&dir.scan().expect("scan"), "a"));
         let mut scans = watch(dir, Duration::from_millis(100)).expect("watch");
+        wait_until_watching(temp.path(), &mut scans).await;
 
         fs::create_dir(temp.path().join("sub")).expect("mkdir");
         fs::write(temp.path().join("sub/b.yaml"), SERVICE.replace("NAME", "b")).expect("write");
@@ -283,12 +398,88 @@ mod tests {
         let mut dir = ManifestDir::open(root).expect("open");
         assert!(has_service(&dir.scan().expect("scan"), "old"));
         let mut scans = watch(dir, Duration::from_millis(100)).expect("watch");
+        wait_until_watching(root, &mut scans).await;
 
         publish("v2", "new");
         let scan = wait_for(&mut scans, |scan| has_service(scan, "new"))
             .await
             .expect("a scan with the new content");
         assert!(!has_service(&scan, "old"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn edits_to_known_files_lead_to_scans_with_the_new_content() {
+        let temp = TempDir::new().expect("temp dir");
+        let root = temp.path();
+        fs::write(root.join("a.yaml"), SERVICE.replace("NAME", "a")).expect("write");
+        fs::create_dir(root.join("sub")).expect("mkdir");
+        fs::write(root.join("sub/b.yaml"), SERVICE.replace("NAME", "b")).expect("write");
+        let mut dir = ManifestDir::open(root).expect("open");
+        dir.scan().expect("scan");
+        let mut scans = watch(dir, Duration::from_millis(100)).expect("watch");
+        wait_until_watching(root, &mut scans).await;
+
+        fs::write(root.join("a.yaml"), SERVICE.replace("NAME", "edited")).expect("edit");
+        let scan = wait_for(&mut scans, |scan| has_service(scan, "edited"))
+            .await
+            .expect("a scan with the edit");
+        assert!(has_service(&scan, "b") && !has_service(&scan, "a"));
+
+        // As the scale benchmark writes: a hidden temporary file renamed over the old one.
+        let temporary = root.join("sub/.b.yaml.tmp");
+        fs::write(&temporary, SERVICE.replace("NAME", "replaced")).expect("write");
+        fs::rename(&temporary, root.join("sub/b.yaml")).expect("rename");
+        let scan = wait_for(&mut scans, |scan| has_service(scan, "replaced"))
+            .await
+            .expect("a scan with the replacement");
+        assert!(has_service(&scan, "edited") && !has_service(&scan, "b"));
+
+        fs::remove_file(root.join("a.yaml")).expect("remove");
+        let scan = wait_for(&mut scans, |scan| !has_service(scan, "edited"))
+            .await
+            .expect("a scan without the removed file");
+        assert!(has_service(&scan, "replaced"));
+    }
+
+    #[test]
+    fn dirty_keeps_the_paths_it_can_name_and_otherwise_means_everything() {
+        let watched = Path::new("/work/manifests");
+        let root = Path::new("manifests");
+        let event = |paths: &[&str]| {
+            let event = Event::new(EventKind::Any);
+            Ok(paths
+                .iter()
+                .fold(event, |event, path| event.add_path(watched.join(path))))
+        };
+        let recorded = |events: Vec<notify::Result<Event>>| {
+            let mut dirty = Dirty::default();
+            for event in &events {
+                dirty.record(event, watched, root);
+            }
+            dirty
+        };
+
+        let paths = ["a.yaml", "sub/b.yaml", ".a.yaml.swp"];
+        let expected = paths.iter().map(|path| root.join(path)).collect();
+        assert_eq!(
+            recorded(vec![event(&paths[..2]), event(&paths[2..])]),
+            Dirty::Paths(expected)
+        );
+        assert!(recorded(Vec::new()).is_nothing());
+
+        let lost = event(&["a.yaml"]).map(|event| event.set_flag(notify::event::Flag::Rescan));
+        let error = Err(notify::Error::generic("queue overflow"));
+        let outside = Ok(Event::new(EventKind::Any).add_path(PathBuf::from("/elsewhere/a.yaml")));
+        let many: Vec<String> = (0..=MAX_CHANGED_PATHS)
+            .map(|i| format!("{i}.yaml"))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        for everything in [lost, error, event(&[]), outside, event(&many)] {
+            assert_eq!(
+                recorded(vec![everything, event(&["a.yaml"])]),
+                Dirty::Everything
+            );
+        }
     }
 
     #[test]
