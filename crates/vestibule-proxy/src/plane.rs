@@ -1,12 +1,12 @@
 //! The one point where the control plane hands configuration to the data plane.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
-use vestibule_routing::{BackendId, Endpoint, PassthroughTable, Route, RouteTable};
+use vestibule_routing::{BackendId, Endpoint, PassthroughTable, Previous, Route, RouteTable};
 use vestibule_tls::TlsTable;
 
 use crate::canary::{CanaryTarget, live_canary};
@@ -77,6 +77,8 @@ pub struct Applied {
 struct Registry {
     upstreams: HashMap<BackendId, Arc<Upstream>>,
     zones: Zones,
+    /// The table the live one was converted from.
+    source: RouteTable<Route>,
 }
 
 /// The live configuration: listeners read it once per request, the control plane replaces it.
@@ -162,6 +164,7 @@ impl DataPlane {
     ) -> Applied {
         let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
         let mut applied = Applied::default();
+        let mut created = HashSet::new();
         for (id, endpoints) in backends {
             match registry.upstreams.get(id) {
                 Some(upstream) => {
@@ -172,6 +175,7 @@ impl DataPlane {
                 None => {
                     let upstream = Arc::new(Upstream::new(id.clone(), endpoints));
                     registry.upstreams.insert(id.clone(), upstream);
+                    created.insert(id);
                     applied.endpoint_sets_changed += 1;
                 }
             }
@@ -179,7 +183,9 @@ impl DataPlane {
         // A block, so the borrows of the registry's parts end before its upstreams are pruned.
         {
             let Registry {
-                upstreams, zones, ..
+                upstreams,
+                zones,
+                source,
             } = &mut *registry;
             let upstreams = &*upstreams;
             let upstream_of = |id: &BackendId| {
@@ -191,8 +197,22 @@ impl DataPlane {
             // Both the reuse check and the conversion hand out limiter zones.
             let zones = RefCell::new(zones);
             let current = self.table.load();
+            let previous = Previous {
+                source,
+                mapped: &current,
+            };
+            // A target converted from this very route stays current unless an upstream it
+            // uses was just created (its backend had gone); its limiter zone stays live.
+            let kept = |route: &Route| {
+                let fresh = |id: &BackendId| !created.is_empty() && created.contains(id);
+                let canary = route.canary.as_ref().map(|canary| &canary.backend);
+                let stale = fresh(&route.backend) || canary.is_some_and(fresh);
+                zones.borrow_mut().zone_for(route);
+                !stale
+            };
             let remapped = routes.map_reusing(
-                &current,
+                previous,
+                kept,
                 |route, live| live.is_current(route, upstreams, &mut zones.borrow_mut()),
                 |route| {
                     Arc::new(RouteTarget {
@@ -205,6 +225,7 @@ impl DataPlane {
                 },
             );
             zones.into_inner().finish();
+            *source = routes.clone();
             if remapped.changed {
                 self.table.store(Arc::new(remapped.table));
                 applied.routes_changed = true;
@@ -386,6 +407,43 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &live_target(&plane, "a.example")));
         assert!(!Arc::ptr_eq(&b, &live_target(&plane, "b.example")));
         assert_eq!(live_target(&plane, "b.example").route.backend, backend("c"));
+    }
+
+    #[test]
+    fn a_rate_limited_host_taken_over_unchanged_keeps_its_zone() {
+        let plane = DataPlane::default();
+        let limited = |table: RouteTable<Route>| {
+            let limit = vestibule_routing::RateLimit {
+                requests: Vec::new(),
+                connections: std::num::NonZeroU32::new(5),
+                exempt: Vec::new(),
+            };
+            table.map(|route| Route {
+                policy: Arc::new(vestibule_routing::RoutePolicy {
+                    rate_limit: Some(limit.clone()),
+                    ..Default::default()
+                }),
+                ..route.clone()
+            })
+        };
+        let all = endpoints(&[("a", "10.0.0.1:80"), ("b", "10.0.0.2:80")]);
+        let tls = TlsTable::default();
+        let first = limited(hosted(&[("a.example", "/", "a")]));
+        plane.apply(&first, &all, &tls);
+        let zone = live_target(&plane, "a.example")
+            .limiter
+            .clone()
+            .expect("a zone");
+        // The very same table is taken over; then an equal one built afresh is compared, and
+        // finds the zone still live.
+        plane.apply(&first, &all, &tls);
+        let equal = limited(hosted(&[("a.example", "/", "a"), ("b.example", "/", "b")]));
+        plane.apply(&equal, &all, &tls);
+        let after = live_target(&plane, "a.example")
+            .limiter
+            .clone()
+            .expect("a zone");
+        assert!(Arc::ptr_eq(&zone, &after));
     }
 
     #[test]

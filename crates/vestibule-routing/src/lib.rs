@@ -37,4 +37,6 @@ pub use policy::{
 pub use rate_limit::{RateLimit, RequestRate};
 pub use regex_path::{InvalidRegex, PathRegex};
 pub use rewrite::{RewritePart, RewriteTarget};
-pub use table::{PathRule, RouteTable, RouteTableBuilder, Selected, VirtualHost};
+pub use table::{
+    PathRule, Previous, Remapped, RouteTable, RouteTableBuilder, Selected, VirtualHost,
+};

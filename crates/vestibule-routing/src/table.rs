@@ -188,6 +188,21 @@ impl<T> RouteTable<T> {
         self.default_backend.as_ref()
     }
 
+    /// A table of virtual hosts built separately; of two for the same host, the last is kept.
+    pub fn from_virtual_hosts(
+        vhosts: impl IntoIterator<Item = Arc<VirtualHost<T>>>,
+        default_backend: Option<T>,
+    ) -> Self {
+        let mut hosts = HostMap::default();
+        for vhost in vhosts {
+            hosts.insert(vhost.host.clone(), vhost);
+        }
+        Self {
+            hosts,
+            default_backend,
+        }
+    }
+
     /// The same table with every target converted, e.g. from a backend name to a live upstream.
     pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> RouteTable<U> {
         RouteTable {
@@ -196,26 +211,38 @@ impl<T> RouteTable<T> {
         }
     }
 
-    /// [`RouteTable::map`], taking over from `previous` (an earlier table mapped the same way)
-    /// every virtual host whose rules have the same paths in the same order and whose targets
-    /// `unchanged` accepts, so a change to one host converts only that host.
+    /// [`RouteTable::map`], taking over from `previous` every virtual host that did not change,
+    /// so a change to one host converts only that host.
+    ///
+    /// `previous` was mapped from `previous.source`. A virtual host did not change when it is the
+    /// very one `previous.source` holds and `kept` accepts each of its targets, or when its
+    /// rules have the same paths in the same order and `unchanged` accepts their targets.
     pub fn map_reusing<U: Clone>(
         &self,
-        previous: &RouteTable<U>,
+        previous: Previous<'_, T, U>,
+        mut kept: impl FnMut(&T) -> bool,
         mut unchanged: impl FnMut(&T, &U) -> bool,
         mut f: impl FnMut(&T) -> U,
     ) -> Remapped<U> {
-        let mut changed = self.hosts.len() != previous.hosts.len();
-        let hosts = self.hosts.map_with_previous(&previous.hosts, |vhost, old| {
-            match old.filter(|old| vhost.same_as(old, &mut unchanged)) {
-                Some(old) => Arc::clone(old),
-                None => {
+        let Previous { source, mapped } = previous;
+        let mut changed = self.hosts.len() != mapped.hosts.len();
+        let hosts = self.hosts.map_with_previous(&mapped.hosts, |vhost, old| {
+            let mut same_source = || {
+                source
+                    .hosts
+                    .get_pattern(vhost.host())
+                    .is_some_and(|source| Arc::ptr_eq(source, vhost))
+                    && vhost.rules.iter().all(|rule| kept(&rule.target))
+            };
+            match old {
+                Some(old) if same_source() || vhost.same_as(old, &mut unchanged) => Arc::clone(old),
+                _ => {
                     changed = true;
                     Arc::new(vhost.map(&mut f))
                 }
             }
         });
-        let default_backend = match (&self.default_backend, &previous.default_backend) {
+        let default_backend = match (&self.default_backend, &mapped.default_backend) {
             (Some(target), Some(old)) if unchanged(target, old) => Some(old.clone()),
             (None, None) => None,
             (target, _) => {
@@ -232,6 +259,24 @@ impl<T> RouteTable<T> {
         }
     }
 }
+
+/// An earlier table and the one it was converted into, for [`RouteTable::map_reusing`].
+#[derive(Debug)]
+pub struct Previous<'a, T, U> {
+    /// The table that was converted.
+    pub source: &'a RouteTable<T>,
+    /// What it was converted into.
+    pub mapped: &'a RouteTable<U>,
+}
+
+// Not derived: a derive would ask for `T: Copy` and `U: Copy`, and only references are copied.
+impl<T, U> Clone for Previous<'_, T, U> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T, U> Copy for Previous<'_, T, U> {}
 
 /// A table converted by [`RouteTable::map_reusing`].
 #[derive(Debug)]
@@ -294,6 +339,17 @@ impl<T> RouteTableBuilder<T> {
         self.default_backend.as_mut()
     }
 
+    /// Removes the rules added for `host` and builds its virtual host, if it has any.
+    pub fn take_virtual_host(&mut self, host: &HostMatch) -> Option<VirtualHost<T>> {
+        let rules = self
+            .hosts
+            .remove(host)?
+            .into_iter()
+            .map(|(path, target)| PathRule { path, target })
+            .collect();
+        Some(VirtualHost::new(host.clone(), rules))
+    }
+
     /// The finished table.
     pub fn build(self) -> RouteTable<T> {
         let mut hosts = HostMap::default();
@@ -350,10 +406,19 @@ mod tests {
 
         let mut converted = Vec::new();
         let second = table(&[("a.com", p("/"), "a"), ("b.com", p("/"), "b2")]);
-        let remapped = second.map_reusing(&live, same, |target| {
-            converted.push(*target);
-            target.to_uppercase()
-        });
+        let previous = Previous {
+            source: &first,
+            mapped: &live,
+        };
+        let remapped = second.map_reusing(
+            previous,
+            |_| true,
+            same,
+            |target| {
+                converted.push(*target);
+                target.to_uppercase()
+            },
+        );
         assert!(remapped.changed);
         assert_eq!(converted, ["b2"]);
         let kept = |table: &RouteTable<String>| table.hosts.get("a.com").cloned();
@@ -367,12 +432,42 @@ mod tests {
             .map(|s| s.target().clone());
         assert_eq!(answer.as_deref(), Some("B2"));
 
-        let again = second.map_reusing(&remapped.table, same, |_| unreachable!());
+        let previous = Previous {
+            source: &second,
+            mapped: &remapped.table,
+        };
+        let again = second.map_reusing(previous, |_| true, same, |_| unreachable!());
         assert!(!again.changed, "nothing to convert");
+        let previous = Previous {
+            source: &first,
+            mapped: &live,
+        };
         let fewer = table(&[("a.com", p("/"), "a")]);
-        assert!(fewer.map_reusing(&live, same, |_| unreachable!()).changed);
+        let remapped = fewer.map_reusing(previous, |_| true, same, |_| unreachable!());
+        assert!(remapped.changed);
         let moved = table(&[("a.com", p("/x"), "a"), ("b.com", p("/"), "b")]);
-        assert!(moved.map_reusing(&live, same, |t| t.to_uppercase()).changed);
+        let remapped = moved.map_reusing(previous, |_| true, same, |t| t.to_uppercase());
+        assert!(remapped.changed);
+    }
+
+    #[test]
+    fn remapping_takes_over_the_very_same_host_unless_a_target_is_refused() {
+        let first = table(&[("a.com", PathMatch::prefix("/"), "a")]);
+        let live = first.map(|target| target.to_uppercase());
+        let previous = Previous {
+            source: &first,
+            mapped: &live,
+        };
+        let mut compared = 0;
+        let mut same = |new: &&str, old: &String| {
+            compared += 1;
+            new.to_uppercase() == *old
+        };
+        let again = first.map_reusing(previous, |_| true, &mut same, |_| unreachable!());
+        assert!(!again.changed);
+        let refused = first.map_reusing(previous, |_| false, &mut same, |_| unreachable!());
+        assert!(!refused.changed, "compared instead, and found the same");
+        assert_eq!(compared, 1, "only the refused host was compared");
     }
 
     /// Every row of the path-matching table in the Kubernetes Ingress documentation.

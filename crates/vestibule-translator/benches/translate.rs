@@ -1,14 +1,16 @@
-//! `translate` on generated snapshots of 1,000 and 10,000 Ingresses (3 paths each, one Service
+//! `translate`, and a `Translator` after a change to one Ingress, on generated snapshots of 1,000
+//! and 10,000 Ingresses (3 paths each, one Service
 //! with one EndpointSlice of 3 ready endpoints per Ingress). The snapshot is decoded from YAML
 //! once, outside the timed loop. Run with `cargo bench -p vestibule-translator`.
 
 use std::fmt::Write as _;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use vestibule_resources::{ManifestFormat, Snapshot, decode_manifest};
-use vestibule_translator::{Options, translate};
+use vestibule_translator::{Options, Translator, translate};
 
 /// The manifests of application `i`: an Ingress, a Service and an EndpointSlice.
 fn manifests(i: usize) -> String {
@@ -87,6 +89,17 @@ fn translation(c: &mut Criterion) {
         );
         group.bench_function(format!("{count}_ingresses"), |b| {
             b.iter(|| translate(black_box(&snapshot), &options))
+        });
+        // What changing one Ingress costs a translator that has seen the rest: each iteration
+        // swaps one Ingress for a new object and back, so it times two translations.
+        let mut changed = snapshot.clone();
+        changed.ingresses[count / 2] = Arc::new(changed.ingresses[count / 2].as_ref().clone());
+        let mut translator = Translator::new(options.clone());
+        group.bench_function(format!("{count}_ingresses_one_changed_twice"), |b| {
+            b.iter(|| {
+                translator.translate(black_box(&snapshot));
+                translator.translate(black_box(&changed))
+            })
         });
     }
     group.finish();

@@ -2,14 +2,33 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Endpoints, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use vestibule_resources::Snapshot;
-use vestibule_routing::{BackendId, Endpoint, ServicePortRef};
+use vestibule_routing::{BackendId, Endpoint, IngressRef, ServicePortRef};
 
-use crate::rules::References;
+use crate::reuse::same_objects;
 use crate::warning::{Warning, WarningReason};
+
+/// The Ingresses whose kept rules lead to each backend.
+pub(crate) type References<'a> = BTreeMap<&'a BackendId, Vec<&'a IngressRef>>;
+
+/// Gathers `(backend, Ingress)` pairs into the Ingresses of each backend, each once, by name.
+pub(crate) fn references<'a>(
+    pairs: impl IntoIterator<Item = &'a (BackendId, IngressRef)>,
+) -> References<'a> {
+    let mut references = References::new();
+    for (backend, ingress) in pairs {
+        references.entry(backend).or_default().push(ingress);
+    }
+    for referrers in references.values_mut() {
+        referrers.sort_unstable();
+        referrers.dedup();
+    }
+    references
+}
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -59,57 +78,91 @@ impl<'a> Index<'a> {
 }
 
 /// Why a backend has no endpoints.
+#[derive(Clone, Debug)]
 enum Unresolved {
     ServiceNotFound,
     PortNotFound,
 }
 
-/// Resolves every referenced backend; a backend that cannot be resolved, or has no ready
-/// endpoint, maps to an empty list (the data plane answers 503) and a warning on each Ingress
-/// that refers to it.
-pub(crate) fn resolve(
-    snapshot: &Snapshot,
-    references: &References,
-    warnings: &mut Vec<Warning>,
-) -> BTreeMap<BackendId, Vec<Endpoint>> {
-    let index = Index::new(snapshot);
-    let mut backends = BTreeMap::new();
-    for (id, referrers) in references {
-        let resolved = resolve_one(&index, id);
-        let problem = match &resolved {
-            Ok(endpoints) if endpoints.is_empty() => Some((
-                WarningReason::NoReadyEndpoints,
-                format!(
-                    "Service {} has no ready endpoint for port {}; its routes answer 503",
-                    id.service, id.port
-                ),
-            )),
-            Ok(_) => None,
-            Err(Unresolved::ServiceNotFound) => Some((
-                WarningReason::ServiceNotFound,
-                format!(
-                    "Service {} not found in namespace {}; its routes answer 503",
-                    id.service, id.namespace
-                ),
-            )),
-            Err(Unresolved::PortNotFound) => Some((
-                WarningReason::ServicePortNotFound,
-                format!(
-                    "Service {} has no port {}; its routes answer 503",
-                    id.service, id.port
-                ),
-            )),
-        };
-        if let Some((reason, message)) = problem {
-            warnings.extend(
-                referrers
-                    .iter()
-                    .map(|ingress| Warning::on_ingress(ingress, reason, message.clone())),
-            );
+/// The backends resolved by the last translation, kept while the snapshot's Services,
+/// EndpointSlices and Endpoints are the same objects.
+#[derive(Debug, Default)]
+pub(crate) struct Resolutions {
+    services: Vec<Arc<Service>>,
+    slices: Vec<Arc<EndpointSlice>>,
+    endpoints: Vec<Arc<Endpoints>>,
+    by_backend: HashMap<BackendId, Result<Vec<Endpoint>, Unresolved>>,
+}
+
+impl Resolutions {
+    /// Resolves every referenced backend; a backend that cannot be resolved, or has no ready
+    /// endpoint, maps to an empty list (the data plane answers 503) and a warning on each
+    /// Ingress that refers to it.
+    pub fn resolve(
+        &mut self,
+        snapshot: &Snapshot,
+        references: &References<'_>,
+        warnings: &mut Vec<Warning>,
+    ) -> BTreeMap<BackendId, Vec<Endpoint>> {
+        let mut previous = std::mem::take(&mut self.by_backend);
+        if !same_objects(&self.services, &snapshot.services)
+            || !same_objects(&self.slices, &snapshot.endpoint_slices)
+            || !same_objects(&self.endpoints, &snapshot.endpoints)
+        {
+            previous.clear();
+            self.services.clone_from(&snapshot.services);
+            self.slices.clone_from(&snapshot.endpoint_slices);
+            self.endpoints.clone_from(&snapshot.endpoints);
         }
-        backends.insert(id.clone(), resolved.unwrap_or_default());
+        let mut index = None;
+        let mut backends = BTreeMap::new();
+        for (&id, referrers) in references {
+            let resolved = previous.remove(id).unwrap_or_else(|| {
+                resolve_one(index.get_or_insert_with(|| Index::new(snapshot)), id)
+            });
+            if let Some((reason, message)) = problem(id, &resolved) {
+                warnings.extend(
+                    referrers
+                        .iter()
+                        .map(|ingress| Warning::on_ingress(ingress, reason, message.clone())),
+                );
+            }
+            backends.insert(id.clone(), resolved.clone().unwrap_or_default());
+            self.by_backend.insert(id.clone(), resolved);
+        }
+        backends
     }
-    backends
+}
+
+/// What to tell the Ingresses of a backend that resolved to no endpoint.
+fn problem(
+    id: &BackendId,
+    resolved: &Result<Vec<Endpoint>, Unresolved>,
+) -> Option<(WarningReason, String)> {
+    match resolved {
+        Ok(endpoints) if endpoints.is_empty() => Some((
+            WarningReason::NoReadyEndpoints,
+            format!(
+                "Service {} has no ready endpoint for port {}; its routes answer 503",
+                id.service, id.port
+            ),
+        )),
+        Ok(_) => None,
+        Err(Unresolved::ServiceNotFound) => Some((
+            WarningReason::ServiceNotFound,
+            format!(
+                "Service {} not found in namespace {}; its routes answer 503",
+                id.service, id.namespace
+            ),
+        )),
+        Err(Unresolved::PortNotFound) => Some((
+            WarningReason::ServicePortNotFound,
+            format!(
+                "Service {} has no port {}; its routes answer 503",
+                id.service, id.port
+            ),
+        )),
+    }
 }
 
 fn resolve_one(index: &Index<'_>, id: &BackendId) -> Result<Vec<Endpoint>, Unresolved> {

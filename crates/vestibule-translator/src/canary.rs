@@ -1,67 +1,72 @@
 //! Canary Ingresses onto the routes they share with main Ingresses.
 //!
-//! This step runs after every main Ingress's rules are in the table. A canary Ingress never
+//! This step runs for each host once the main Ingresses' rules for it are in place. A canary Ingress never
 //! claims a host and path of its own: each of its rules (host, path and path type, as
 //! ingress-nginx matches them) attaches its backend as the canary of the main route with the
 //! same key, and its default backend to the table's default backend. The route keeps the main
 //! Ingress's settings. A rule with no main route is ignored, as in ingress-nginx; a route takes
 //! one canary, the oldest canary Ingress's.
 
-use std::sync::Arc;
+use vestibule_routing::{
+    BackendId, Canary, CanaryRule, IngressRef, Route, RouteTableBuilder, VirtualHost,
+};
 
-use k8s_openapi::api::networking::v1::Ingress;
-use vestibule_routing::{Canary, CanaryRule, IngressRef, Route, RouteTableBuilder};
-
-use crate::annotations::IngressSettings;
-use crate::rules::{Context, References, add_ingress, ingress_ref};
+use crate::plan::IngressPlan;
+use crate::rules::HostOutcome;
 use crate::warning::{Warning, WarningReason};
 
-/// Attaches each canary Ingress (oldest first) with its rule to the main routes in `builder`.
-pub(crate) fn attach(
-    canaries: &[(Arc<Ingress>, CanaryRule)],
-    builder: &mut RouteTableBuilder<Route>,
-    references: &mut References,
-    context: &Context<'_>,
-    warnings: &mut Vec<Warning>,
+/// Attaches the rules a canary Ingress has for one host (`own`, built with the canary's default
+/// settings) to the main routes for that host in `main`.
+pub(crate) fn attach_rules(
+    plan: &IngressPlan,
+    rule: &CanaryRule,
+    own: &VirtualHost<Route>,
+    main: &mut RouteTableBuilder<Route>,
+    outcome: &mut HostOutcome,
 ) {
-    for (ingress, rule) in canaries {
-        let mut own = RouteTableBuilder::default();
-        let mut unused = References::new();
-        let settings = IngressSettings::default();
-        add_ingress(ingress, settings, &mut own, &mut unused, context, warnings);
-        let own = own.build();
-        let mut attacher = Attacher {
-            ingress: ingress_ref(ingress),
-            rule,
-            references,
-            warnings,
-        };
-        for vhost in own.virtual_hosts() {
-            for path_rule in vhost.rules() {
-                let place = format!("host {} path {}", vhost.host(), path_rule.path);
-                let main = builder.rule_mut(vhost.host(), &path_rule.path);
-                attacher.attach(main, &path_rule.target, &place);
-            }
-        }
-        if let Some(route) = own.default_backend() {
-            let main = builder.default_backend_mut();
-            attacher.attach(main, route, "the default backend");
-        }
+    let mut attacher = Attacher {
+        plan,
+        rule,
+        warnings: &mut outcome.warnings,
+        references: &mut outcome.references,
+    };
+    for path_rule in own.rules() {
+        let place = format!("host {} path {}", own.host(), path_rule.path);
+        let route = main.rule_mut(own.host(), &path_rule.path);
+        attacher.attach(route, &path_rule.target, &place);
     }
+}
+
+/// Attaches a canary Ingress's default backend (`own`) to the table's (`main`).
+pub(crate) fn attach_default(
+    plan: &IngressPlan,
+    rule: &CanaryRule,
+    own: &Route,
+    main: Option<&mut Route>,
+    warnings: &mut Vec<Warning>,
+    references: &mut Vec<(BackendId, IngressRef)>,
+) {
+    let mut attacher = Attacher {
+        plan,
+        rule,
+        warnings,
+        references,
+    };
+    attacher.attach(main, own, "the default backend");
 }
 
 /// Attaches the routes of one canary Ingress.
 struct Attacher<'a> {
-    ingress: IngressRef,
+    plan: &'a IngressPlan,
     rule: &'a CanaryRule,
-    references: &'a mut References,
     warnings: &'a mut Vec<Warning>,
+    references: &'a mut Vec<(BackendId, IngressRef)>,
 }
 
 impl Attacher<'_> {
     fn warn(&mut self, reason: WarningReason, message: String) {
         self.warnings
-            .push(Warning::on_ingress(&self.ingress, reason, message));
+            .push(Warning::on_ingress(&self.plan.reference, reason, message));
     }
 
     /// Makes the backend of `canary` the canary of `main`, the main route with the same key.
@@ -88,12 +93,10 @@ impl Attacher<'_> {
         }
         main.canary = Some(Canary {
             backend: canary.backend.clone(),
-            ingress: self.ingress.clone(),
+            ingress: self.plan.reference.clone(),
             rule: self.rule.clone(),
         });
-        let referrers = self.references.entry(canary.backend.clone()).or_default();
-        if !referrers.contains(&self.ingress) {
-            referrers.push(self.ingress.clone());
-        }
+        self.references
+            .push((canary.backend.clone(), self.plan.reference.clone()));
     }
 }

@@ -2,30 +2,45 @@
 //!
 //! [`translate`] is a pure function: no I/O, no clock, no panics. It is applied as ordered steps:
 //! select the Ingresses that are ours, order them by age, load the certificates their `spec.tls`
-//! names, read each one's annotations into a route policy and add its rules to a routing table
-//! (first come first kept), attach canary Ingresses to the routes they share, collect the hosts
-//! passed through (`ssl-passthrough`), then resolve every referenced Service port to its ready endpoints.
+//! names, read each one's annotations into a plan (its route policy and the hosts its rules land
+//! on), build each virtual host from the rules of the Ingresses that name it (first come first
+//! kept, then canary Ingresses attached to the routes they share), choose the default backend,
+//! collect the hosts passed through (`ssl-passthrough`), then resolve every referenced Service
+//! port to its ready endpoints.
+//!
+//! A [`Translator`] gives the same results for a sequence of snapshots, reusing the plans,
+//! virtual hosts and resolved backends whose inputs are the very same objects as last time, so
+//! a change to one Ingress among thousands costs little more than that Ingress.
 
 mod annotations;
 mod backends;
 mod canary;
 mod class;
+mod hosts;
 mod passthrough;
+mod plan;
 mod regex_paths;
+mod reuse;
 mod rules;
 mod tls;
 mod warning;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use vestibule_resources::Snapshot;
-use vestibule_routing::{BackendId, Endpoint, IngressRef, PassthroughTable, Route, RouteTable};
+use vestibule_routing::{
+    BackendId, Endpoint, HostMatch, IngressRef, PassthroughTable, Route, RouteTable,
+};
 use vestibule_tls::TlsTable;
 
 pub use annotations::{AnnotationVerdict, Verdict, review_annotations};
 pub use class::CONTROLLER_NAME;
 pub use tls::SecretName;
 pub use warning::{Warning, WarningReason};
+
+use backends::Resolutions;
+use hosts::Hosts;
+use plan::Plans;
 
 /// Settings that change how a snapshot is translated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,26 +94,87 @@ pub struct Translation {
 
 /// Translates a snapshot into a routing table, backends, the Ingresses served and warnings.
 pub fn translate(snapshot: &Snapshot, options: &Options) -> Translation {
-    let mut warnings = Vec::new();
-    let ingresses = class::select_ours(snapshot, options);
-    let tls = tls::build(
-        snapshot,
-        &ingresses,
-        options.default_certificate.as_ref(),
-        &mut warnings,
-    );
-    let (routes, referenced, passthrough) =
-        rules::build_table(snapshot, &ingresses, &tls, options, &mut warnings);
-    let backends = backends::resolve(snapshot, &referenced, &mut warnings);
-    Translation {
-        routes,
-        backends,
-        tls: tls.table,
-        passthrough,
-        ingresses: ingresses
+    Translator::new(options.clone()).translate(snapshot)
+}
+
+/// Translates one snapshot after another, reusing what an earlier translation read from the
+/// Ingresses that are still the same objects: each result equals [`translate`]'s.
+#[derive(Debug)]
+pub struct Translator {
+    options: Options,
+    plans: Plans,
+    hosts: Hosts,
+    resolutions: Resolutions,
+}
+
+impl Translator {
+    /// A translator with these options and nothing translated yet.
+    pub fn new(options: Options) -> Self {
+        Self {
+            options,
+            plans: Plans::default(),
+            hosts: Hosts::default(),
+            resolutions: Resolutions::default(),
+        }
+    }
+
+    /// Translates a snapshot into a routing table, backends, the Ingresses served and warnings.
+    pub fn translate(&mut self, snapshot: &Snapshot) -> Translation {
+        let options = &self.options;
+        let mut warnings = Vec::new();
+        let ingresses = class::select_ours(snapshot, options);
+        let tls = tls::build(
+            snapshot,
+            &ingresses,
+            options.default_certificate.as_ref(),
+            &mut warnings,
+        );
+        let plans = self.plans.update(&ingresses, snapshot);
+        for plan in &plans {
+            warnings.extend(plan.warnings.iter().cloned());
+        }
+        let regex_hosts: HashSet<HostMatch> = plans
             .iter()
-            .map(|ingress| rules::ingress_ref(ingress))
-            .collect(),
-        warnings,
+            .flat_map(|plan| plan.regex_hosts.iter().cloned())
+            .collect();
+        let context = rules::Context {
+            tls: &tls,
+            options,
+            regex_hosts: &regex_hosts,
+        };
+        let mut default_references = Vec::new();
+        let default_backend =
+            rules::default_backend(&plans, &context, &mut warnings, &mut default_references);
+        let hosts = self.hosts.update(&plans, &context);
+        for outcome in &hosts {
+            warnings.extend(outcome.warnings.iter().cloned());
+        }
+        let routes = RouteTable::from_virtual_hosts(
+            hosts.iter().filter_map(|outcome| outcome.vhost.clone()),
+            default_backend,
+        );
+        let mut passthrough = passthrough::Requests::default();
+        for plan in &plans {
+            if plan.settings.ssl_passthrough && plan.settings.canary.is_none() {
+                passthrough.ask(&plan.ingress);
+            }
+        }
+        let passthrough = passthrough.resolve(&routes, options.ssl_passthrough, &mut warnings);
+        let references = backends::references(
+            default_references
+                .iter()
+                .chain(hosts.iter().flat_map(|outcome| &outcome.references)),
+        );
+        let backends = self
+            .resolutions
+            .resolve(snapshot, &references, &mut warnings);
+        Translation {
+            routes,
+            backends,
+            tls: tls.table,
+            passthrough,
+            ingresses: plans.iter().map(|plan| plan.reference.clone()).collect(),
+            warnings,
+        }
     }
 }

@@ -1,27 +1,21 @@
-//! Ingress rules and default backends into a routing table.
+//! Ingress rules into virtual hosts, one host at a time, and default backends.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use vestibule_routing::{
-    BackendId, HostMatch, IngressRef, PassthroughTable, PathMatch, Route, RouteTable,
-    RouteTableBuilder, ServicePortRef,
+    BackendId, CanaryRule, HostMatch, IngressRef, PathMatch, Route, RouteTableBuilder,
+    ServicePortRef, VirtualHost,
 };
 
-use vestibule_resources::Snapshot;
-
 use crate::Options;
-use crate::annotations::{IngressSettings, settings_of};
 use crate::canary;
-use crate::passthrough;
-use crate::regex_paths::{regex_hosts, rule_policy};
+use crate::plan::IngressPlan;
+use crate::regex_paths::rule_policy;
 use crate::tls::Tls;
 use crate::warning::{Warning, WarningReason};
-
-/// The Ingresses that refer to each backend, in order of first reference.
-pub(crate) type References = BTreeMap<BackendId, Vec<IngressRef>>;
 
 /// The namespace and name of an Ingress.
 pub(crate) fn ingress_ref(ingress: &Ingress) -> IngressRef {
@@ -31,85 +25,7 @@ pub(crate) fn ingress_ref(ingress: &Ingress) -> IngressRef {
     }
 }
 
-/// Adds the rules of `ingresses`, in the order given, to a new table; the first Ingress to
-/// claim a host, path and path type keeps it. Also returns the hosts passed through.
-pub(crate) fn build_table(
-    snapshot: &Snapshot,
-    ingresses: &[Arc<Ingress>],
-    tls: &Tls,
-    options: &Options,
-    warnings: &mut Vec<Warning>,
-) -> (RouteTable<Route>, References, PassthroughTable) {
-    let mut builder = RouteTableBuilder::default();
-    let mut references = References::new();
-    let read: Vec<(IngressSettings, Vec<Warning>)> = ingresses
-        .iter()
-        .map(|ingress| {
-            let mut found = Vec::new();
-            (settings_of(ingress, snapshot, &mut found), found)
-        })
-        .collect();
-    let regex_hosts = regex_hosts(
-        ingresses
-            .iter()
-            .map(AsRef::as_ref)
-            .zip(read.iter().map(|(settings, _)| settings)),
-    );
-    let context = Context {
-        tls,
-        options,
-        regex_hosts: &regex_hosts,
-    };
-    let mut canaries = Vec::new();
-    let mut passthrough = passthrough::Requests::default();
-    for (ingress, (settings, mut found)) in ingresses.iter().zip(read) {
-        warnings.append(&mut found);
-        if let Some(rule) = settings.canary.clone() {
-            canaries.push((ingress.clone(), rule));
-            continue;
-        }
-        if settings.ssl_passthrough {
-            passthrough.ask(ingress);
-        }
-        add_ingress(
-            ingress,
-            settings,
-            &mut builder,
-            &mut references,
-            &context,
-            warnings,
-        );
-    }
-    canary::attach(&canaries, &mut builder, &mut references, &context, warnings);
-    let table = builder.build();
-    let passthrough = passthrough.resolve(&table, options.ssl_passthrough, warnings);
-    (table, references, passthrough)
-}
-
-/// Adds the rules and default backend of one Ingress to `builder`, recording the backends they
-/// refer to in `references`.
-pub(crate) fn add_ingress(
-    ingress: &Ingress,
-    settings: IngressSettings,
-    builder: &mut RouteTableBuilder<Route>,
-    references: &mut References,
-    context: &Context<'_>,
-    warnings: &mut Vec<Warning>,
-) {
-    let mut adder = IngressRules {
-        ingress: ingress_ref(ingress),
-        settings,
-        builder,
-        references,
-        warnings,
-        tls: context.tls,
-        options: context.options,
-        regex_hosts: context.regex_hosts,
-    };
-    adder.add(ingress);
-}
-
-/// What every Ingress's rules are added with.
+/// What every virtual host is built against.
 pub(crate) struct Context<'a> {
     /// The TLS hosts and certificates.
     pub tls: &'a Tls,
@@ -119,86 +35,187 @@ pub(crate) struct Context<'a> {
     pub regex_hosts: &'a HashSet<HostMatch>,
 }
 
-struct IngressRules<'a> {
-    ingress: IngressRef,
-    settings: IngressSettings,
-    builder: &'a mut RouteTableBuilder<Route>,
-    references: &'a mut References,
-    warnings: &'a mut Vec<Warning>,
-    tls: &'a Tls,
-    options: &'a Options,
-    /// The hosts whose non-`Exact` paths are regular expressions.
-    regex_hosts: &'a HashSet<HostMatch>,
+/// What building one virtual host produced.
+#[derive(Debug, Default)]
+pub(crate) struct HostOutcome {
+    /// The virtual host; `None` when no rule for the host was kept.
+    pub vhost: Option<Arc<VirtualHost<Route>>>,
+    /// What was wrong with the rules for the host, in the order found.
+    pub warnings: Vec<Warning>,
+    /// The backend of each kept rule and canary, with the Ingress it comes from.
+    pub references: Vec<(BackendId, IngressRef)>,
 }
 
-impl IngressRules<'_> {
-    fn warn(&mut self, reason: WarningReason, message: String) {
-        self.warnings
-            .push(Warning::on_ingress(&self.ingress, reason, message));
+/// Builds the virtual host for `host` from the plans of the Ingresses with rules for it, oldest
+/// first: the first main Ingress to claim a path and path type keeps it, then each canary
+/// Ingress attaches to the routes it shares.
+pub(crate) fn build_host(
+    host: &HostMatch,
+    plans: &[&IngressPlan],
+    context: &Context<'_>,
+) -> HostOutcome {
+    let mut builder = RouteTableBuilder::default();
+    let mut outcome = HostOutcome::default();
+    for plan in plans.iter().filter(|plan| plan.settings.canary.is_none()) {
+        IngressRules::new(
+            plan,
+            context,
+            &mut outcome.warnings,
+            &mut outcome.references,
+        )
+        .add_on(host, &mut builder);
     }
-
-    fn add(&mut self, ingress: &Ingress) {
-        let Some(spec) = &ingress.spec else {
-            return self.warn(
-                WarningReason::NothingToRoute,
-                "has no spec, so it routes nothing".to_owned(),
-            );
-        };
-        let rules = spec.rules.as_deref().unwrap_or_default();
-        if rules.is_empty() && spec.default_backend.is_none() {
-            self.warn(
-                WarningReason::NothingToRoute,
-                "has neither rules nor a default backend, so it routes nothing".to_owned(),
-            );
+    for (plan, rule) in canaries(plans.iter().copied()) {
+        let mut own = RouteTableBuilder::default();
+        IngressRules::new(plan, context, &mut outcome.warnings, &mut Vec::new())
+            .add_on(host, &mut own);
+        if let Some(own) = own.take_virtual_host(host) {
+            canary::attach_rules(plan, rule, &own, &mut builder, &mut outcome);
         }
-        if let Some(backend) = &spec.default_backend
-            && let Some(route) = self.route_to(backend, &HostMatch::Any, &"the default backend")
-        {
-            let backend = route.backend.clone();
-            match self.builder.set_default_backend(route) {
-                Ok(()) => self.reference(backend),
-                Err(kept) => {
-                    let message = format!(
-                        "the default backend is already set by the older Ingress {}; this one is ignored",
-                        kept.ingress
-                    );
-                    self.warn(WarningReason::Conflict, message);
-                }
+    }
+    outcome.vhost = builder.take_virtual_host(host).map(Arc::new);
+    outcome
+}
+
+/// The table's default backend: the oldest main Ingress's, with the oldest canary's attached.
+/// Returns it with the warnings and references it led to.
+pub(crate) fn default_backend(
+    plans: &[Arc<IngressPlan>],
+    context: &Context<'_>,
+    warnings: &mut Vec<Warning>,
+    references: &mut Vec<(BackendId, IngressRef)>,
+) -> Option<Route> {
+    let backend_of = |plan: &IngressPlan| plan.ingress.spec.as_ref()?.default_backend.clone();
+    let mut chosen: Option<Route> = None;
+    let mains = plans
+        .iter()
+        .filter(|plan| plan.settings.canary.is_none())
+        .filter_map(|plan| Some((plan.as_ref(), backend_of(plan)?)));
+    for (plan, backend) in mains {
+        let mut rules = IngressRules::new(plan, context, warnings, references);
+        let Some(route) = rules.route_to(&backend, &HostMatch::Any, &"the default backend") else {
+            continue;
+        };
+        match &chosen {
+            None => {
+                rules.reference(route.backend.clone());
+                chosen = Some(route);
+            }
+            Some(kept) => {
+                let message = format!(
+                    "the default backend is already set by the older Ingress {}; this one is ignored",
+                    kept.ingress
+                );
+                rules.warn(WarningReason::Conflict, message);
             }
         }
-        for rule in rules {
-            let host_text = rule.host.as_deref().unwrap_or_default();
-            let host = match HostMatch::parse(host_text) {
-                Ok(host) => host,
-                Err(error) => {
-                    self.warn(WarningReason::InvalidRule, format!("{error}; rule ignored"));
-                    continue;
-                }
+    }
+    for (plan, rule) in canaries(plans.iter().map(AsRef::as_ref)) {
+        let Some(backend) = backend_of(plan) else {
+            continue;
+        };
+        let own = IngressRules::new(plan, context, warnings, &mut Vec::new()).route_to(
+            &backend,
+            &HostMatch::Any,
+            &"the default backend",
+        );
+        if let Some(own) = own {
+            canary::attach_default(plan, rule, &own, chosen.as_mut(), warnings, references);
+        }
+    }
+    chosen
+}
+
+/// The canary Ingresses among `plans`, with their rules.
+fn canaries<'a>(
+    plans: impl Iterator<Item = &'a IngressPlan>,
+) -> impl Iterator<Item = (&'a IngressPlan, &'a CanaryRule)> {
+    plans.filter_map(|plan| Some((plan, plan.settings.canary.as_ref()?)))
+}
+
+/// Adds one Ingress's rules for one host to a builder.
+struct IngressRules<'a> {
+    plan: &'a IngressPlan,
+    context: &'a Context<'a>,
+    warnings: &'a mut Vec<Warning>,
+    references: &'a mut Vec<(BackendId, IngressRef)>,
+}
+
+impl<'a> IngressRules<'a> {
+    fn new(
+        plan: &'a IngressPlan,
+        context: &'a Context<'a>,
+        warnings: &'a mut Vec<Warning>,
+        references: &'a mut Vec<(BackendId, IngressRef)>,
+    ) -> Self {
+        Self {
+            plan,
+            context,
+            warnings,
+            references,
+        }
+    }
+
+    fn warn(&mut self, reason: WarningReason, message: String) {
+        self.warnings
+            .push(Warning::on_ingress(&self.plan.reference, reason, message));
+    }
+
+    /// Adds the paths of the rules for `host`, and of the rules whose aliases include it. A
+    /// path's own problems are reported with the rule's host, not with its aliases.
+    fn add_on(&mut self, host: &HostMatch, builder: &mut RouteTableBuilder<Route>) {
+        let plan = self.plan;
+        let spec = plan.ingress.spec.as_ref();
+        for rule in spec
+            .and_then(|spec| spec.rules.as_deref())
+            .unwrap_or_default()
+        {
+            let Ok(rule_host) = HostMatch::parse(rule.host.as_deref().unwrap_or_default()) else {
+                continue;
             };
+            let on_rule_host = rule_host == *host;
+            let as_alias = if rule_host == HostMatch::Any {
+                0
+            } else {
+                plan.settings
+                    .aliases
+                    .iter()
+                    .filter(|alias| *alias == host)
+                    .count()
+            };
+            if !on_rule_host && as_alias == 0 {
+                continue;
+            }
             let paths = rule.http.as_ref().map(|http| http.paths.as_slice());
             for http_path in paths.unwrap_or_default() {
                 let path_text = http_path.path.as_deref().unwrap_or("/");
-                let Some(path) = self.path_match(path_text, &http_path.path_type, &host) else {
+                let path_type = &http_path.path_type;
+                let Some(path) = self.path_match(path_text, path_type, &rule_host, on_rule_host)
+                else {
                     continue;
                 };
-                self.add_path(&host, &path, &http_path.backend);
-                if host != HostMatch::Any {
-                    for alias in self.settings.aliases.clone() {
-                        self.add_path(&alias, &path, &http_path.backend);
-                    }
+                let times = usize::from(on_rule_host) + as_alias;
+                for _ in 0..times {
+                    self.add_path(host, &path, &http_path.backend, builder);
                 }
             }
         }
     }
 
-    fn add_path(&mut self, host: &HostMatch, path: &PathMatch, backend: &IngressBackend) {
+    fn add_path(
+        &mut self,
+        host: &HostMatch,
+        path: &PathMatch,
+        backend: &IngressBackend,
+        builder: &mut RouteTableBuilder<Route>,
+    ) {
         let place = RulePlace { host, path };
         let Some(mut route) = self.route_to(backend, host, &place) else {
             return;
         };
         route.policy = rule_policy(&route.policy, path);
         let backend = route.backend.clone();
-        match self.builder.add_rule(host.clone(), path.clone(), route) {
+        match builder.add_rule(host.clone(), path.clone(), route) {
             Ok(()) => self.reference(backend),
             Err(kept) => {
                 let message = format!(
@@ -210,40 +227,39 @@ impl IngressRules<'_> {
         }
     }
 
-    fn path_match(&mut self, path: &str, path_type: &str, host: &HostMatch) -> Option<PathMatch> {
-        if !path.starts_with('/') {
-            let message = format!("path {path:?} must begin with '/'; path ignored");
-            self.warn(WarningReason::InvalidRule, message);
-            return None;
-        }
-        match path_type {
-            "Exact" => Some(PathMatch::exact(path)),
-            "Prefix" | "ImplementationSpecific" | "" if self.regex_hosts.contains(host) => {
+    /// The path a rule for `host` matches; what is wrong with it is reported when `report`.
+    fn path_match(
+        &mut self,
+        path: &str,
+        path_type: &str,
+        host: &HostMatch,
+        report: bool,
+    ) -> Option<PathMatch> {
+        let problem = match path_type {
+            _ if !path.starts_with('/') => {
+                format!("path {path:?} must begin with '/'; path ignored")
+            }
+            "Exact" => return Some(PathMatch::exact(path)),
+            "Prefix" | "ImplementationSpecific" | "" if self.context.regex_hosts.contains(host) => {
                 match PathMatch::regex(path) {
-                    Ok(regex) => Some(regex),
-                    Err(error) => {
-                        self.warn(WarningReason::InvalidRule, format!("{error}; path ignored"));
-                        None
-                    }
+                    Ok(regex) => return Some(regex),
+                    Err(error) => format!("{error}; path ignored"),
                 }
             }
-            "Prefix" | "ImplementationSpecific" | "" => Some(PathMatch::prefix(path)),
-            other => {
-                let message = format!(
-                    "path {path:?} has pathType {other:?}; expected Exact, Prefix or ImplementationSpecific; path ignored"
-                );
-                self.warn(WarningReason::InvalidRule, message);
-                None
-            }
+            "Prefix" | "ImplementationSpecific" | "" => return Some(PathMatch::prefix(path)),
+            other => format!(
+                "path {path:?} has pathType {other:?}; expected Exact, Prefix or ImplementationSpecific; path ignored"
+            ),
+        };
+        if report {
+            self.warn(WarningReason::InvalidRule, problem);
         }
+        None
     }
 
     /// Records that a rule kept in the table leads to `backend`.
     fn reference(&mut self, backend: BackendId) {
-        let referrers = self.references.entry(backend).or_default();
-        if !referrers.contains(&self.ingress) {
-            referrers.push(self.ingress.clone());
-        }
+        self.references.push((backend, self.plan.reference.clone()));
     }
 
     fn route_to(
@@ -283,21 +299,21 @@ impl IngressRules<'_> {
             return None;
         };
         let id = BackendId {
-            namespace: self.ingress.namespace.clone(),
+            namespace: self.plan.reference.namespace.clone(),
             service: service.name.clone(),
             port,
         };
-        let tls = self.tls.covers(host);
-        let ssl_redirect = self
-            .settings
+        let settings = &self.plan.settings;
+        let tls = self.context.tls.covers(host);
+        let ssl_redirect = settings
             .ssl_redirect
-            .unwrap_or(self.options.ssl_redirect);
+            .unwrap_or(self.context.options.ssl_redirect);
         Some(Route {
             backend: id,
-            ingress: self.ingress.clone(),
+            ingress: self.plan.reference.clone(),
             tls,
-            https_redirect: (tls && ssl_redirect) || self.settings.force_ssl_redirect,
-            policy: self.settings.policy.clone(),
+            https_redirect: (tls && ssl_redirect) || settings.force_ssl_redirect,
+            policy: settings.policy.clone(),
             canary: None,
         })
     }

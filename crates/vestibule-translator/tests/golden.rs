@@ -9,7 +9,7 @@
 //! the diff.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use vestibule_resources::k8s_openapi::ByteString;
@@ -17,7 +17,7 @@ use vestibule_resources::k8s_openapi::api::core::v1::Secret;
 use vestibule_resources::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use vestibule_resources::{ManifestFormat, Object, Snapshot, decode_manifest};
 use vestibule_routing::{Route, RoutePolicy, Selected};
-use vestibule_translator::{Options, SecretName, Translation, translate};
+use vestibule_translator::{Options, SecretName, Translation, Translator, translate};
 
 fn options_from(text: &str) -> Options {
     let mut options = Options::default();
@@ -184,10 +184,9 @@ fn render_canary(out: &mut String, route: &Route) {
     }
 }
 
-#[test]
-fn golden_cases() {
+/// Every case's path, in name order.
+fn case_inputs() -> Vec<PathBuf> {
     let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut inputs: Vec<_> = std::fs::read_dir(&cases)
         .expect("cases directory")
         .map(|entry| entry.expect("entry").path())
@@ -195,14 +194,26 @@ fn golden_cases() {
         .collect();
     inputs.sort();
     assert!(!inputs.is_empty(), "no cases found");
+    inputs
+}
+
+/// A case's text and snapshot.
+fn read_case(input: &Path) -> (String, Snapshot) {
+    let text = std::fs::read_to_string(input).expect("readable case");
+    let mut objects = decode_manifest(&text, ManifestFormat::Yaml)
+        .unwrap_or_else(|error| panic!("{}: {error}", input.display()));
+    objects.extend(generated_secrets(&text));
+    let (snapshot, duplicates) = Snapshot::from_objects(objects);
+    assert!(duplicates.is_empty(), "{}: duplicates", input.display());
+    (text, snapshot)
+}
+
+#[test]
+fn golden_cases() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut failures = Vec::new();
-    for input in inputs {
-        let text = std::fs::read_to_string(&input).expect("readable case");
-        let mut objects = decode_manifest(&text, ManifestFormat::Yaml)
-            .unwrap_or_else(|error| panic!("{}: {error}", input.display()));
-        objects.extend(generated_secrets(&text));
-        let (snapshot, duplicates) = Snapshot::from_objects(objects);
-        assert!(duplicates.is_empty(), "{}: duplicates", input.display());
+    for input in case_inputs() {
+        let (text, snapshot) = read_case(&input);
         let probes: Vec<(&str, &str)> = text
             .lines()
             .filter_map(|line| line.strip_prefix("# probe:"))
@@ -223,4 +234,65 @@ fn golden_cases() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Snapshots that differ from `snapshot` in one object each: every object in turn removed, or
+/// replaced by an equal copy (a new object, as a changed file or watch event gives).
+fn one_object_changed(snapshot: &Snapshot) -> Vec<Snapshot> {
+    let mut changed = Vec::new();
+    changed.extend(each_changed(snapshot, |s| &mut s.ingresses));
+    changed.extend(each_changed(snapshot, |s| &mut s.secrets));
+    changed.extend(each_changed(snapshot, |s| &mut s.services));
+    changed.extend(each_changed(snapshot, |s| &mut s.endpoint_slices));
+    changed.extend(each_changed(snapshot, |s| &mut s.endpoints));
+    changed
+}
+
+/// The snapshots with one object of the list `kind` picks removed or copied.
+fn each_changed<T: Clone>(
+    snapshot: &Snapshot,
+    kind: impl Fn(&mut Snapshot) -> &mut Vec<Arc<T>>,
+) -> Vec<Snapshot> {
+    let mut changed = Vec::new();
+    let count = kind(&mut snapshot.clone()).len();
+    for index in 0..count {
+        let mut without = snapshot.clone();
+        let removed = kind(&mut without).remove(index);
+        changed.push(without);
+        let mut copied = snapshot.clone();
+        kind(&mut copied)[index] = Arc::new(removed.as_ref().clone());
+        changed.push(copied);
+    }
+    changed
+}
+
+#[test]
+fn a_translator_fed_snapshot_after_snapshot_agrees_with_translating_each_afresh() {
+    for input in case_inputs() {
+        let (text, snapshot) = read_case(&input);
+        let options = options_from(&text);
+        let mut translator = Translator::new(options.clone());
+        let fresh = translate(&snapshot, &options);
+        assert_eq!(
+            translator.translate(&snapshot),
+            fresh,
+            "{}",
+            input.display()
+        );
+        for changed in one_object_changed(&snapshot) {
+            let expected = translate(&changed, &options);
+            assert_eq!(
+                translator.translate(&changed),
+                expected,
+                "{}",
+                input.display()
+            );
+            assert_eq!(
+                translator.translate(&snapshot),
+                fresh,
+                "{}",
+                input.display()
+            );
+        }
+    }
 }

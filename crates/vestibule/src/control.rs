@@ -11,12 +11,12 @@ use vestibule_proxy::DataPlane;
 
 use crate::control_metrics::ControlMetrics;
 use vestibule_resources::Snapshot;
-use vestibule_translator::{Options, Translation, translate};
+use vestibule_translator::{Options, Translation, Translator};
 
 /// Translates snapshots, publishes them, and logs problems once each while they last.
 pub struct Publisher {
     plane: Arc<DataPlane>,
-    options: Options,
+    translator: Translator,
     reported: HashSet<String>,
     metrics: Arc<ControlMetrics>,
 }
@@ -26,7 +26,7 @@ impl Publisher {
     pub fn new(plane: Arc<DataPlane>, options: Options, metrics: Arc<ControlMetrics>) -> Self {
         Self {
             plane,
-            options,
+            translator: Translator::new(options),
             reported: HashSet::new(),
             metrics,
         }
@@ -55,7 +55,7 @@ impl Publisher {
     /// when they first appear. Returns the translation for the caller's write-back.
     pub fn publish(&mut self, snapshot: &Snapshot, problems: &[String]) -> Translation {
         let started = Instant::now();
-        let translation = translate(snapshot, &self.options);
+        let translation = self.translator.translate(snapshot);
         let translated = started.elapsed();
         let applied =
             self.plane

@@ -1,0 +1,130 @@
+//! What one Ingress brings to the translation, read once per version of the Ingress.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::Ingress;
+use vestibule_resources::Snapshot;
+use vestibule_routing::{HostMatch, IngressRef};
+
+use crate::annotations::{IngressSettings, settings_of};
+use crate::regex_paths::regex_hosts;
+use crate::reuse::{address, same_objects};
+use crate::rules::ingress_ref;
+use crate::warning::{Warning, WarningReason};
+
+/// One Ingress's settings, and the hosts its rules land on.
+#[derive(Debug)]
+pub(crate) struct IngressPlan {
+    /// The Ingress.
+    pub ingress: Arc<Ingress>,
+    /// Its namespace and name.
+    pub reference: IngressRef,
+    /// What its annotations ask for.
+    pub settings: IngressSettings,
+    /// What is wrong with the Ingress as a whole: its annotations, a missing spec, rules
+    /// without routes, hosts that do not parse.
+    pub warnings: Vec<Warning>,
+    /// Every host its rules land on (rule hosts, and the aliases of rules with a host), each
+    /// once, in rule order.
+    pub hosts: Vec<HostMatch>,
+    /// The hosts it puts in regex mode.
+    pub regex_hosts: Vec<HostMatch>,
+}
+
+impl IngressPlan {
+    /// Reads `ingress`; the Secrets its settings name are looked up in `snapshot`.
+    fn read(ingress: &Arc<Ingress>, snapshot: &Snapshot) -> Self {
+        let mut warnings = Vec::new();
+        let settings = settings_of(ingress, snapshot, &mut warnings);
+        let reference = ingress_ref(ingress);
+        let mut hosts: Vec<HostMatch> = Vec::new();
+        let mut land_on = |host: &HostMatch| {
+            if !hosts.contains(host) {
+                hosts.push(host.clone());
+            }
+        };
+        match &ingress.spec {
+            None => warnings.push(Warning::on_ingress(
+                &reference,
+                WarningReason::NothingToRoute,
+                "has no spec, so it routes nothing".to_owned(),
+            )),
+            Some(spec) => {
+                let rules = spec.rules.as_deref().unwrap_or_default();
+                if rules.is_empty() && spec.default_backend.is_none() {
+                    warnings.push(Warning::on_ingress(
+                        &reference,
+                        WarningReason::NothingToRoute,
+                        "has neither rules nor a default backend, so it routes nothing".to_owned(),
+                    ));
+                }
+                for rule in rules {
+                    match HostMatch::parse(rule.host.as_deref().unwrap_or_default()) {
+                        Ok(host) => {
+                            land_on(&host);
+                            if host != HostMatch::Any {
+                                settings.aliases.iter().for_each(&mut land_on);
+                            }
+                        }
+                        Err(error) => warnings.push(Warning::on_ingress(
+                            &reference,
+                            WarningReason::InvalidRule,
+                            format!("{error}; rule ignored"),
+                        )),
+                    }
+                }
+            }
+        }
+        let regex_hosts = regex_hosts([(ingress.as_ref(), &settings)])
+            .into_iter()
+            .collect();
+        Self {
+            ingress: Arc::clone(ingress),
+            reference,
+            settings,
+            warnings,
+            hosts,
+            regex_hosts,
+        }
+    }
+}
+
+/// The plans of the last translation, kept so an Ingress that did not change is not read again.
+#[derive(Debug, Default)]
+pub(crate) struct Plans {
+    /// By the address of the Ingress, which the plan keeps alive.
+    by_ingress: HashMap<usize, Arc<IngressPlan>>,
+    /// The Secrets the plans were read against.
+    secrets: Vec<Arc<Secret>>,
+}
+
+impl Plans {
+    /// The plans of `ingresses` (in the same order), reusing those of Ingresses that are the
+    /// same objects as last time, unless the Secrets changed.
+    pub fn update(
+        &mut self,
+        ingresses: &[Arc<Ingress>],
+        snapshot: &Snapshot,
+    ) -> Vec<Arc<IngressPlan>> {
+        let mut previous = std::mem::take(&mut self.by_ingress);
+        if !same_objects(&self.secrets, &snapshot.secrets) {
+            previous.clear();
+            self.secrets.clone_from(&snapshot.secrets);
+        }
+        let plans: Vec<Arc<IngressPlan>> = ingresses
+            .iter()
+            .map(|ingress| {
+                previous
+                    .remove(&address(ingress))
+                    .unwrap_or_else(|| Arc::new(IngressPlan::read(ingress, snapshot)))
+            })
+            .collect();
+        self.by_ingress = plans
+            .iter()
+            .map(|plan| (address(&plan.ingress), Arc::clone(plan)))
+            .collect();
+        plans
+    }
+}
