@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use vestibule_resources::{
-    DecodeError, ManifestFormat, Object, ObjectKey, Snapshot, decode_manifest,
+    DecodeError, DuplicateObject, ManifestFormat, Object, ObjectKey, Snapshot, decode_manifest,
 };
 
 use crate::ManifestError;
@@ -38,6 +38,9 @@ pub struct ManifestDir {
     unreadable_dirs: Vec<(PathBuf, String)>,
     /// Whether a scan has completed.
     scanned: bool,
+    /// The duplicates among the objects in force, while the files in force hold objects with
+    /// the same keys in the same order as when they were found.
+    duplicates: Option<Vec<DuplicateObject>>,
 }
 
 /// The result of one scan.
@@ -63,6 +66,20 @@ struct CachedFile {
     problem: Option<FileProblem>,
     /// A hash of the text `objects` and `problem` were decoded from, if it was read.
     digest: Option<u64>,
+}
+
+impl CachedFile {
+    /// Whether `other` holds objects with the same keys, in the same order.
+    fn same_keys(&self, other: &CachedFile) -> bool {
+        let keys = |file: &CachedFile| file.objects.as_deref().unwrap_or_default().len();
+        keys(self) == keys(other)
+            && self
+                .objects
+                .iter()
+                .flatten()
+                .zip(other.objects.iter().flatten())
+                .all(|(a, b)| a.same_key(b))
+    }
 }
 
 /// What identifies a version of a file without reading it.
@@ -156,6 +173,7 @@ impl ManifestDir {
             files: BTreeMap::new(),
             unreadable_dirs: Vec::new(),
             scanned: false,
+            duplicates: None,
         })
     }
 
@@ -253,6 +271,7 @@ impl ManifestDir {
         self.files = files.into_iter().collect();
         self.unreadable_dirs = listing.unreadable_dirs;
         self.scanned = true;
+        self.duplicates = None;
         Ok((self.current(), changed))
     }
 
@@ -308,12 +327,20 @@ impl ManifestDir {
                 Update::Read(format) => {
                     let previous = self.files.get(&path);
                     let file = load(&path, format, false, previous, started);
+                    if previous.is_none_or(|previous| !previous.same_keys(&file)) {
+                        self.duplicates = None;
+                    }
                     changed |= previous.is_none_or(|previous| {
                         previous.objects != file.objects || previous.problem != file.problem
                     });
                     self.files.insert(path, file);
                 }
-                Update::Drop => changed |= self.files.remove(&path).is_some(),
+                Update::Drop => {
+                    if self.files.remove(&path).is_some() {
+                        self.duplicates = None;
+                        changed = true;
+                    }
+                }
                 Update::Ignore => {}
             }
         }
@@ -354,7 +381,7 @@ impl ManifestDir {
     }
 
     /// Builds the scan result from the cache.
-    fn current(&self) -> Scan {
+    fn current(&mut self) -> Scan {
         let mut problems: Vec<Problem> = self
             .unreadable_dirs
             .iter()
@@ -369,12 +396,22 @@ impl ManifestDir {
                 .filter_map(|(path, file)| Some(file.problem.as_ref()?.to_problem(path))),
         );
 
-        let mut origins: Vec<&Path> = Vec::new();
-        let (snapshot, duplicates) =
-            Snapshot::from_objects(self.in_force().map(|(path, object)| {
-                origins.push(path);
-                object.clone()
-            }));
+        let objects = self.in_force().map(|(_, object)| object.clone());
+        // Finding duplicates hashes every key, which is most of the work with thousands of
+        // files; the ones found stand while no key moved.
+        let (snapshot, duplicates) = match &self.duplicates {
+            Some(duplicates) => (
+                Snapshot::from_objects_without(objects, duplicates),
+                duplicates.clone(),
+            ),
+            None => Snapshot::from_objects(objects),
+        };
+        self.duplicates = Some(duplicates.clone());
+        let origins: Vec<&Path> = if duplicates.is_empty() {
+            Vec::new()
+        } else {
+            self.in_force().map(|(path, _)| path).collect()
+        };
         if !duplicates.is_empty() {
             let wanted: HashSet<&ObjectKey> = duplicates.iter().map(|d| &d.key).collect();
             let mut first: HashMap<ObjectKey, &Path> = HashMap::new();
@@ -961,6 +998,50 @@ mod tests {
         assert!(changed);
         assert_eq!(names(&scan), ["a2", "b2"]);
         assert_as_full_scan(&dir, &scan);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rescan_finds_duplicates_again_only_when_a_key_moved() {
+        let temp = TempDir::new().expect("temp dir");
+        let a = write(&temp, "a.yaml", &service("web"));
+        let b = write(
+            &temp,
+            "b.yaml",
+            &format!("{}---\n{}", service("web"), service("b")),
+        );
+        let mut dir = ManifestDir::open(temp.path()).expect("open");
+        assert_eq!(scan(&mut dir).problems.len(), 1, "b's web is a duplicate");
+
+        // Same keys, other content: the duplicate found stands.
+        fs::write(
+            &b,
+            format!("{}---\n{}", service("web"), service("b")).replace("80", "81"),
+        )
+        .expect("rewrite");
+        let (rescanned, _) = rescan(&mut dir, &[&b]);
+        assert_eq!(rescanned.problems.len(), 1);
+        assert_as_full_scan(&dir, &rescanned);
+
+        // A key moved: a's web is now c, so b's web is no longer a duplicate.
+        fs::write(&a, service("c")).expect("rewrite");
+        let (rescanned, _) = rescan(&mut dir, &[&a]);
+        assert!(rescanned.problems.is_empty(), "{:?}", rescanned.problems);
+        assert_eq!(names(&rescanned), ["b", "c", "web"]);
+        assert_as_full_scan(&dir, &rescanned);
+
+        // A file that goes takes its keys along.
+        fs::write(&a, service("b")).expect("rewrite");
+        let (rescanned, _) = rescan(&mut dir, &[&a]);
+        assert_eq!(
+            rescanned.problems.len(),
+            1,
+            "b.yaml's b is a duplicate of a.yaml's"
+        );
+        fs::remove_file(&a).expect("remove");
+        let (rescanned, _) = rescan(&mut dir, &[&a]);
+        assert!(rescanned.problems.is_empty(), "{:?}", rescanned.problems);
+        assert_as_full_scan(&dir, &rescanned);
     }
 
     #[cfg(unix)]

@@ -142,6 +142,11 @@ impl Object {
         )
     }
 
+    /// Whether two objects have the same key, without building either key.
+    pub fn same_key(&self, other: &Object) -> bool {
+        self.borrowed_key() == other.borrowed_key()
+    }
+
     /// The key that identifies the object.
     pub fn key(&self) -> ObjectKey {
         let metadata = self.metadata();

@@ -51,6 +51,16 @@ impl Snapshot {
             })
             .collect();
         drop(seen);
+        let snapshot = Self::from_objects_without(objects, &duplicates);
+        (snapshot, duplicates)
+    }
+
+    /// Gathers objects into a snapshot, leaving out the `duplicates` that
+    /// [`Snapshot::from_objects`] found among objects with the same keys in the same order.
+    pub fn from_objects_without(
+        objects: impl IntoIterator<Item = Object>,
+        duplicates: &[DuplicateObject],
+    ) -> Self {
         let mut dropped = duplicates
             .iter()
             .map(|duplicate| duplicate.index)
@@ -69,6 +79,6 @@ impl Snapshot {
                 Object::Secret(o) => snapshot.secrets.push(o),
             }
         }
-        (snapshot, duplicates)
+        snapshot
     }
 }

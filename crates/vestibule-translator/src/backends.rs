@@ -7,7 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Endpoints, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use vestibule_resources::Snapshot;
-use vestibule_routing::{BackendId, Endpoint, IngressRef, ServicePortRef};
+use vestibule_routing::{BackendId, Endpoint, IngressRef, Route, ServicePortRef};
 
 use crate::reuse::same_objects;
 use crate::warning::{Warning, WarningReason};
@@ -15,13 +15,21 @@ use crate::warning::{Warning, WarningReason};
 /// The Ingresses whose kept rules lead to each backend.
 pub(crate) type References<'a> = BTreeMap<&'a BackendId, Vec<&'a IngressRef>>;
 
-/// Gathers `(backend, Ingress)` pairs into the Ingresses of each backend, each once, by name.
-pub(crate) fn references<'a>(
-    pairs: impl IntoIterator<Item = &'a (BackendId, IngressRef)>,
-) -> References<'a> {
+/// The backends `routes` lead to, main and canary, each with the Ingresses of those routes,
+/// each once, by name.
+pub(crate) fn references<'a>(routes: impl IntoIterator<Item = &'a Route>) -> References<'a> {
     let mut references = References::new();
-    for (backend, ingress) in pairs {
-        references.entry(backend).or_default().push(ingress);
+    for route in routes {
+        references
+            .entry(&route.backend)
+            .or_default()
+            .push(&route.ingress);
+        if let Some(canary) = &route.canary {
+            references
+                .entry(&canary.backend)
+                .or_default()
+                .push(&canary.ingress);
+        }
     }
     for referrers in references.values_mut() {
         referrers.sort_unstable();

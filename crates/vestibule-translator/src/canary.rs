@@ -7,12 +7,9 @@
 //! Ingress's settings. A rule with no main route is ignored, as in ingress-nginx; a route takes
 //! one canary, the oldest canary Ingress's.
 
-use vestibule_routing::{
-    BackendId, Canary, CanaryRule, IngressRef, Route, RouteTableBuilder, VirtualHost,
-};
+use vestibule_routing::{Canary, CanaryRule, Route, RouteTableBuilder, VirtualHost};
 
 use crate::plan::IngressPlan;
-use crate::rules::HostOutcome;
 use crate::warning::{Warning, WarningReason};
 
 /// Attaches the rules a canary Ingress has for one host (`own`, built with the canary's default
@@ -22,13 +19,12 @@ pub(crate) fn attach_rules(
     rule: &CanaryRule,
     own: &VirtualHost<Route>,
     main: &mut RouteTableBuilder<Route>,
-    outcome: &mut HostOutcome,
+    warnings: &mut Vec<Warning>,
 ) {
     let mut attacher = Attacher {
         plan,
         rule,
-        warnings: &mut outcome.warnings,
-        references: &mut outcome.references,
+        warnings,
     };
     for path_rule in own.rules() {
         let place = format!("host {} path {}", own.host(), path_rule.path);
@@ -44,13 +40,11 @@ pub(crate) fn attach_default(
     own: &Route,
     main: Option<&mut Route>,
     warnings: &mut Vec<Warning>,
-    references: &mut Vec<(BackendId, IngressRef)>,
 ) {
     let mut attacher = Attacher {
         plan,
         rule,
         warnings,
-        references,
     };
     attacher.attach(main, own, "the default backend");
 }
@@ -60,7 +54,6 @@ struct Attacher<'a> {
     plan: &'a IngressPlan,
     rule: &'a CanaryRule,
     warnings: &'a mut Vec<Warning>,
-    references: &'a mut Vec<(BackendId, IngressRef)>,
 }
 
 impl Attacher<'_> {
@@ -96,7 +89,5 @@ impl Attacher<'_> {
             ingress: self.plan.reference.clone(),
             rule: self.rule.clone(),
         });
-        self.references
-            .push((canary.backend.clone(), self.plan.reference.clone()));
     }
 }

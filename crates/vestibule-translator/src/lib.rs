@@ -142,9 +142,7 @@ impl Translator {
             options,
             regex_hosts: &regex_hosts,
         };
-        let mut default_references = Vec::new();
-        let default_backend =
-            rules::default_backend(&plans, &context, &mut warnings, &mut default_references);
+        let default_backend = rules::default_backend(&plans, &context, &mut warnings);
         let hosts = self.hosts.update(&plans, &context);
         for outcome in &hosts {
             warnings.extend(outcome.warnings.iter().cloned());
@@ -161,9 +159,11 @@ impl Translator {
         }
         let passthrough = passthrough.resolve(&routes, options.ssl_passthrough, &mut warnings);
         let references = backends::references(
-            default_references
+            hosts
                 .iter()
-                .chain(hosts.iter().flat_map(|outcome| &outcome.references)),
+                .filter_map(|outcome| outcome.vhost.as_deref())
+                .flat_map(|vhost| vhost.rules().iter().map(|rule| &rule.target))
+                .chain(routes.default_backend()),
         );
         let backends = self
             .resolutions

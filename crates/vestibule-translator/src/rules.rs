@@ -42,8 +42,6 @@ pub(crate) struct HostOutcome {
     pub vhost: Option<Arc<VirtualHost<Route>>>,
     /// What was wrong with the rules for the host, in the order found.
     pub warnings: Vec<Warning>,
-    /// The backend of each kept rule and canary, with the Ingress it comes from.
-    pub references: Vec<(BackendId, IngressRef)>,
 }
 
 /// Builds the virtual host for `host` from the plans of the Ingresses with rules for it, oldest
@@ -57,20 +55,13 @@ pub(crate) fn build_host(
     let mut builder = RouteTableBuilder::default();
     let mut outcome = HostOutcome::default();
     for plan in plans.iter().filter(|plan| plan.settings.canary.is_none()) {
-        IngressRules::new(
-            plan,
-            context,
-            &mut outcome.warnings,
-            &mut outcome.references,
-        )
-        .add_on(host, &mut builder);
+        IngressRules::new(plan, context, &mut outcome.warnings).add_on(host, &mut builder);
     }
     for (plan, rule) in canaries(plans.iter().copied()) {
         let mut own = RouteTableBuilder::default();
-        IngressRules::new(plan, context, &mut outcome.warnings, &mut Vec::new())
-            .add_on(host, &mut own);
+        IngressRules::new(plan, context, &mut outcome.warnings).add_on(host, &mut own);
         if let Some(own) = own.take_virtual_host(host) {
-            canary::attach_rules(plan, rule, &own, &mut builder, &mut outcome);
+            canary::attach_rules(plan, rule, &own, &mut builder, &mut outcome.warnings);
         }
     }
     outcome.vhost = builder.take_virtual_host(host).map(Arc::new);
@@ -78,12 +69,10 @@ pub(crate) fn build_host(
 }
 
 /// The table's default backend: the oldest main Ingress's, with the oldest canary's attached.
-/// Returns it with the warnings and references it led to.
 pub(crate) fn default_backend(
     plans: &[Arc<IngressPlan>],
     context: &Context<'_>,
     warnings: &mut Vec<Warning>,
-    references: &mut Vec<(BackendId, IngressRef)>,
 ) -> Option<Route> {
     let backend_of = |plan: &IngressPlan| plan.ingress.spec.as_ref()?.default_backend.clone();
     let mut chosen: Option<Route> = None;
@@ -92,15 +81,12 @@ pub(crate) fn default_backend(
         .filter(|plan| plan.settings.canary.is_none())
         .filter_map(|plan| Some((plan.as_ref(), backend_of(plan)?)));
     for (plan, backend) in mains {
-        let mut rules = IngressRules::new(plan, context, warnings, references);
+        let mut rules = IngressRules::new(plan, context, warnings);
         let Some(route) = rules.route_to(&backend, &HostMatch::Any, &"the default backend") else {
             continue;
         };
         match &chosen {
-            None => {
-                rules.reference(route.backend.clone());
-                chosen = Some(route);
-            }
+            None => chosen = Some(route),
             Some(kept) => {
                 let message = format!(
                     "the default backend is already set by the older Ingress {}; this one is ignored",
@@ -114,13 +100,13 @@ pub(crate) fn default_backend(
         let Some(backend) = backend_of(plan) else {
             continue;
         };
-        let own = IngressRules::new(plan, context, warnings, &mut Vec::new()).route_to(
+        let own = IngressRules::new(plan, context, warnings).route_to(
             &backend,
             &HostMatch::Any,
             &"the default backend",
         );
         if let Some(own) = own {
-            canary::attach_default(plan, rule, &own, chosen.as_mut(), warnings, references);
+            canary::attach_default(plan, rule, &own, chosen.as_mut(), warnings);
         }
     }
     chosen
@@ -138,7 +124,6 @@ struct IngressRules<'a> {
     plan: &'a IngressPlan,
     context: &'a Context<'a>,
     warnings: &'a mut Vec<Warning>,
-    references: &'a mut Vec<(BackendId, IngressRef)>,
 }
 
 impl<'a> IngressRules<'a> {
@@ -146,13 +131,11 @@ impl<'a> IngressRules<'a> {
         plan: &'a IngressPlan,
         context: &'a Context<'a>,
         warnings: &'a mut Vec<Warning>,
-        references: &'a mut Vec<(BackendId, IngressRef)>,
     ) -> Self {
         Self {
             plan,
             context,
             warnings,
-            references,
         }
     }
 
@@ -214,16 +197,12 @@ impl<'a> IngressRules<'a> {
             return;
         };
         route.policy = rule_policy(&route.policy, path);
-        let backend = route.backend.clone();
-        match builder.add_rule(host.clone(), path.clone(), route) {
-            Ok(()) => self.reference(backend),
-            Err(kept) => {
-                let message = format!(
-                    "{place} is already served by the older Ingress {}; this rule is ignored",
-                    kept.ingress
-                );
-                self.warn(WarningReason::Conflict, message);
-            }
+        if let Err(kept) = builder.add_rule(host.clone(), path.clone(), route) {
+            let message = format!(
+                "{place} is already served by the older Ingress {}; this rule is ignored",
+                kept.ingress
+            );
+            self.warn(WarningReason::Conflict, message);
         }
     }
 
@@ -255,11 +234,6 @@ impl<'a> IngressRules<'a> {
             self.warn(WarningReason::InvalidRule, problem);
         }
         None
-    }
-
-    /// Records that a rule kept in the table leads to `backend`.
-    fn reference(&mut self, backend: BackendId) {
-        self.references.push((backend, self.plan.reference.clone()));
     }
 
     fn route_to(
