@@ -260,11 +260,11 @@ mod tests {
             tls: false,
             https_redirect: false,
             policy: Default::default(),
-            canary: Some(Canary {
+            canary: Some(Box::new(Canary {
                 backend: backend("web-v2"),
                 ingress: ingress("canary"),
                 rule: rule(Some(HeaderMatch::AlwaysNever), None, 0),
-            }),
+            })),
         };
         let mut builder = RouteTableBuilder::default();
         builder

@@ -93,6 +93,7 @@ pub struct Route {
     pub https_redirect: bool,
     /// What the Ingress's annotations change about serving the route; shared by its routes.
     pub policy: Arc<RoutePolicy>,
-    /// The canary Ingress's backend that some requests go to instead (`canary`).
-    pub canary: Option<Canary>,
+    /// The canary Ingress's backend that some requests go to instead (`canary`); boxed, as
+    /// most routes have none and a route is kept for every path.
+    pub canary: Option<Box<Canary>>,
 }

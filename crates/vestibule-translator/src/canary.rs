@@ -84,10 +84,10 @@ impl Attacher<'_> {
             );
             return self.warn(WarningReason::Conflict, message);
         }
-        main.canary = Some(Canary {
+        main.canary = Some(Box::new(Canary {
             backend: canary.backend.clone(),
             ingress: self.plan.reference.clone(),
             rule: self.rule.clone(),
-        });
+        }));
     }
 }
