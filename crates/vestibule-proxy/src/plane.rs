@@ -231,7 +231,10 @@ impl DataPlane {
                 applied.routes_changed = true;
             }
         }
-        registry.upstreams.retain(|id, _| backends.contains_key(id));
+        // Every backend has an upstream now, so only a surplus can be stale.
+        if registry.upstreams.len() > backends.len() {
+            registry.upstreams.retain(|id, _| backends.contains_key(id));
+        }
         if **self.tls.load() != *tls {
             self.tls.store(Arc::new(tls.clone()));
             applied.tls_changed = true;

@@ -3,17 +3,20 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
 
 /// Which request hosts a virtual host answers.
 ///
 /// The order is precedence: an exact name beats a wildcard, and a wildcard beats a rule without
 /// a host.
+///
+/// Names are shared, so the many tables and maps keyed by host copy them for nothing.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum HostMatch {
     /// Exactly this name (lower case, no port).
-    Exact(String),
+    Exact(Arc<str>),
     /// One DNS label followed by this suffix: `*.foo.com` is stored as `foo.com`.
-    Wildcard(String),
+    Wildcard(Arc<str>),
     /// Every host: an Ingress rule without `host`.
     Any,
 }
@@ -67,17 +70,17 @@ impl HostMatch {
             }
         }
         Ok(if wildcard {
-            Self::Wildcard(name.to_owned())
+            Self::Wildcard(name.into())
         } else {
-            Self::Exact(name.to_owned())
+            Self::Exact(name.into())
         })
     }
 
     /// Whether a request host, already normalised by [`normalize_request_host`], matches.
     pub fn matches(&self, host: &str) -> bool {
         match self {
-            Self::Exact(name) => name == host,
-            Self::Wildcard(suffix) => wildcard_suffix(host) == Some(suffix.as_str()),
+            Self::Exact(name) => **name == *host,
+            Self::Wildcard(suffix) => wildcard_suffix(host) == Some(&**suffix),
             Self::Any => true,
         }
     }

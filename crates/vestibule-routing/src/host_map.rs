@@ -1,6 +1,7 @@
 //! Values keyed by host pattern and looked up by request host.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::host::{HostMatch, normalize_request_host, wildcard_suffix};
 
@@ -8,8 +9,8 @@ use crate::host::{HostMatch, normalize_request_host, wildcard_suffix};
 /// exact name first, then a one-label wildcard, then the entry without a host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostMap<T> {
-    exact: HashMap<String, T>,
-    wildcard: HashMap<String, T>,
+    exact: HashMap<Arc<str>, T>,
+    wildcard: HashMap<Arc<str>, T>,
     any: Option<T>,
 }
 

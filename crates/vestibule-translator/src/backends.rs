@@ -13,22 +13,25 @@ use crate::reuse::same_objects;
 use crate::warning::{Warning, WarningReason};
 
 /// The Ingresses whose kept rules lead to each backend.
-pub(crate) type References<'a> = BTreeMap<&'a BackendId, Vec<&'a IngressRef>>;
+pub(crate) type References<'a> = HashMap<&'a BackendId, Vec<&'a IngressRef>>;
 
 /// The backends `routes` lead to, main and canary, each with the Ingresses of those routes,
 /// each once, by name.
 pub(crate) fn references<'a>(routes: impl IntoIterator<Item = &'a Route>) -> References<'a> {
     let mut references = References::new();
+    // The routes of a host mostly share one backend and Ingress: look each run up once.
+    let mut last: Option<&Route> = None;
     for route in routes {
-        references
-            .entry(&route.backend)
-            .or_default()
-            .push(&route.ingress);
+        let repeats =
+            last.is_some_and(|last| last.backend == route.backend && last.ingress == route.ingress);
+        if !repeats {
+            let referrers = references.entry(&route.backend).or_default();
+            referrers.push(&route.ingress);
+            last = Some(route);
+        }
         if let Some(canary) = &route.canary {
-            references
-                .entry(&canary.backend)
-                .or_default()
-                .push(&canary.ingress);
+            let referrers = references.entry(&canary.backend).or_default();
+            referrers.push(&canary.ingress);
         }
     }
     for referrers in references.values_mut() {
@@ -112,33 +115,43 @@ impl Resolutions {
         references: &References<'_>,
         warnings: &mut Vec<Warning>,
     ) -> BTreeMap<BackendId, Vec<Endpoint>> {
-        let mut previous = std::mem::take(&mut self.by_backend);
         if !same_objects(&self.services, &snapshot.services)
             || !same_objects(&self.slices, &snapshot.endpoint_slices)
             || !same_objects(&self.endpoints, &snapshot.endpoints)
         {
-            previous.clear();
+            self.by_backend.clear();
             self.services.clone_from(&snapshot.services);
             self.slices.clone_from(&snapshot.endpoint_slices);
             self.endpoints.clone_from(&snapshot.endpoints);
         }
+        if self.by_backend.len() > references.len() {
+            self.by_backend.retain(|id, _| references.contains_key(id));
+        }
+        let mut ids: Vec<&BackendId> = references.keys().copied().collect();
+        ids.sort_unstable();
         let mut index = None;
-        let mut backends = BTreeMap::new();
-        for (&id, referrers) in references {
-            let resolved = previous.remove(id).unwrap_or_else(|| {
-                resolve_one(index.get_or_insert_with(|| Index::new(snapshot)), id)
-            });
-            if let Some((reason, message)) = problem(id, &resolved) {
+        let mut backends = Vec::with_capacity(ids.len());
+        for id in ids {
+            let resolved = match self.by_backend.get(id) {
+                Some(resolved) => resolved,
+                None => {
+                    let index = index.get_or_insert_with(|| Index::new(snapshot));
+                    self.by_backend
+                        .entry(id.clone())
+                        .or_insert(resolve_one(index, id))
+                }
+            };
+            if let Some((reason, message)) = problem(id, resolved) {
+                let referrers = references.get(id).into_iter().flatten();
                 warnings.extend(
-                    referrers
-                        .iter()
-                        .map(|ingress| Warning::on_ingress(ingress, reason, message.clone())),
+                    referrers.map(|ingress| Warning::on_ingress(ingress, reason, message.clone())),
                 );
             }
-            backends.insert(id.clone(), resolved.clone().unwrap_or_default());
-            self.by_backend.insert(id.clone(), resolved);
+            let endpoints = resolved.as_ref().map_or_else(|_| Vec::new(), Clone::clone);
+            backends.push((id.clone(), endpoints));
         }
-        backends
+        // Already in order, so the map is built without comparing keys again.
+        BTreeMap::from_iter(backends)
     }
 }
 

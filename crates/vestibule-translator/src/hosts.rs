@@ -5,7 +5,7 @@
 //! translation saw, the host it built is taken over as is, so a change to one Ingress rebuilds
 //! only the hosts that Ingress names.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use vestibule_routing::HostMatch;
@@ -49,8 +49,9 @@ impl Hosts {
         plans: &[Arc<IngressPlan>],
         context: &Context<'_>,
     ) -> Vec<Arc<HostOutcome>> {
-        let mut order: Vec<&HostMatch> = Vec::new();
-        let mut contributions: HashMap<&HostMatch, Vec<Contribution>> = HashMap::new();
+        let mut order: Vec<&HostMatch> = Vec::with_capacity(self.built.len());
+        let mut contributions: HashMap<&HostMatch, Vec<Contribution>> =
+            HashMap::with_capacity(self.built.len());
         for plan in plans {
             let flags: Arc<[HostFlags]> = plan
                 .hosts
@@ -74,20 +75,30 @@ impl Hosts {
                     .push(contribution);
             }
         }
-        let mut previous = std::mem::take(&mut self.built);
         let mut outcomes = Vec::with_capacity(order.len());
-        for host in order {
+        for &host in &order {
             let inputs = contributions.remove(host).unwrap_or_default();
-            let outcome = match previous.remove(host) {
-                Some((built_from, outcome)) if built_from == inputs => outcome,
-                _ => {
-                    let plans: Vec<&IngressPlan> = inputs.iter().map(|c| c.plan.as_ref()).collect();
-                    Arc::new(build_host(host, &plans, context))
+            let slot = self.built.get_mut(host);
+            if let Some((built_from, outcome)) = &slot
+                && *built_from == inputs
+            {
+                outcomes.push(Arc::clone(outcome));
+                continue;
+            }
+            let plans: Vec<&IngressPlan> = inputs.iter().map(|c| c.plan.as_ref()).collect();
+            let outcome = Arc::new(build_host(host, &plans, context));
+            outcomes.push(Arc::clone(&outcome));
+            match slot {
+                Some(slot) => *slot = (inputs, outcome),
+                None => {
+                    self.built.insert(host.clone(), (inputs, outcome));
                 }
-            };
-            self.built
-                .insert(host.clone(), (inputs, Arc::clone(&outcome)));
-            outcomes.push(outcome);
+            }
+        }
+        // Forget the hosts no Ingress names any more.
+        if self.built.len() > order.len() {
+            let named: HashSet<&HostMatch> = order.into_iter().collect();
+            self.built.retain(|host, _| named.contains(host));
         }
         outcomes
     }
