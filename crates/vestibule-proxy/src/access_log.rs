@@ -195,9 +195,9 @@ pub(crate) mod tests {
             bytes_out: 512,
             duration: 0.004,
             route: Arc::new(RouteLabels {
-                namespace: Arc::new("shop".into()),
-                ingress: Arc::new("web".into()),
-                service: Arc::new("cart".into()),
+                namespace: "shop".into(),
+                ingress: "web".into(),
+                service: "cart".into(),
             }),
             upstream_addr: Some(Authority::from_static("10.0.0.7:8080")),
             upstream_status: Some(200),

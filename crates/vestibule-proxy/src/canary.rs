@@ -29,9 +29,9 @@ impl CanaryTarget {
             rule: canary.rule.clone(),
             upstream,
             labels: Arc::new(RouteLabels {
-                namespace: Arc::new(canary.ingress.namespace.clone()),
-                ingress: Arc::new(canary.ingress.name.clone()),
-                service: Arc::new(canary.backend.service.clone()),
+                namespace: canary.ingress.namespace.clone(),
+                ingress: canary.ingress.name.clone(),
+                service: canary.backend.service.clone(),
             }),
         }
     }
@@ -282,14 +282,11 @@ mod tests {
         let table = plane.table();
         let target = table.route("h", "/").expect("route").target().clone();
         let (main, labels) = target.choose(&HeaderMap::new());
-        assert_eq!(main.id().service, "web");
-        assert_eq!(labels.ingress.as_str(), "main");
+        assert_eq!(&*main.id().service, "web");
+        assert_eq!(&*labels.ingress, "main");
         let (canary, labels) = target.choose(&headers(&[("x-canary", "always")]));
-        assert_eq!(canary.id().service, "web-v2");
-        assert_eq!(
-            (labels.ingress.as_str(), labels.service.as_str()),
-            ("canary", "web-v2")
-        );
+        assert_eq!(&*canary.id().service, "web-v2");
+        assert_eq!((&*labels.ingress, &*labels.service), ("canary", "web-v2"));
         assert!(target.leads_to(canary) && target.leads_to(main));
         assert_eq!(plane.upstreams().len(), 2);
     }

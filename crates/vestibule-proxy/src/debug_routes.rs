@@ -260,8 +260,8 @@ pub fn routes_view(plane: &DataPlane) -> RoutesView {
 fn backend_ref(id: &BackendId) -> BackendRef {
     BackendRef {
         name: id.to_string(),
-        namespace: id.namespace.clone(),
-        service: id.service.clone(),
+        namespace: id.namespace.to_string(),
+        service: id.service.to_string(),
         port: match &id.port {
             ServicePortRef::Number(number) => PortView::Number(*number),
             ServicePortRef::Name(name) => PortView::Name(name.clone()),

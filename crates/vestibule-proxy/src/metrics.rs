@@ -28,11 +28,11 @@ const LATENCY_BUCKETS: [f64; 12] = [
 #[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     /// The Ingress's namespace.
-    pub namespace: Arc<String>,
+    pub namespace: Arc<str>,
     /// The Ingress's name.
-    pub ingress: Arc<String>,
+    pub ingress: Arc<str>,
     /// The Service's name.
-    pub service: Arc<String>,
+    pub service: Arc<str>,
 }
 
 impl RouteLabels {
@@ -45,9 +45,9 @@ impl RouteLabels {
     /// The labels of a route, computed once per routing table.
     pub fn of(route: &Route) -> Self {
         Self {
-            namespace: Arc::new(route.ingress.namespace.clone()),
-            ingress: Arc::new(route.ingress.name.clone()),
-            service: Arc::new(route.backend.service.clone()),
+            namespace: route.ingress.namespace.clone(),
+            ingress: route.ingress.name.clone(),
+            service: route.backend.service.clone(),
         }
     }
 }
@@ -107,14 +107,14 @@ struct HandshakeLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BackendLabels {
-    namespace: String,
-    service: String,
+    namespace: Arc<str>,
+    service: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LimitedLabels {
-    namespace: Arc<String>,
-    ingress: Arc<String>,
+    namespace: Arc<str>,
+    ingress: Arc<str>,
     limit: Limited,
 }
 
@@ -328,8 +328,8 @@ impl ProxyMetrics {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabels {
-    namespace: String,
-    service: String,
+    namespace: Arc<str>,
+    service: Arc<str>,
     state: &'static str,
 }
 
@@ -405,9 +405,9 @@ mod tests {
         let mut registry = Registry::with_prefix("vestibule");
         let metrics = ProxyMetrics::register(&mut registry);
         let route = RouteLabels {
-            namespace: Arc::new("shop".into()),
-            ingress: Arc::new("web".into()),
-            service: Arc::new("cart".into()),
+            namespace: "shop".into(),
+            ingress: "web".into(),
+            service: "cart".into(),
         };
         metrics.record(&RequestSample {
             route: &route,

@@ -64,9 +64,9 @@ impl LivePassthrough {
                 .unwrap_or_else(|| Arc::new(Upstream::new(backend.clone(), &[])));
             Arc::new(PassthroughTarget {
                 labels: RouteLabels {
-                    namespace: Arc::new(passthrough.ingress.namespace.clone()),
-                    ingress: Arc::new(passthrough.ingress.name.clone()),
-                    service: Arc::new(backend.service.clone()),
+                    namespace: passthrough.ingress.namespace.clone(),
+                    ingress: passthrough.ingress.name.clone(),
+                    service: backend.service.clone(),
                 },
                 passthrough: passthrough.clone(),
                 upstream,
@@ -322,7 +322,7 @@ mod tests {
         let routed = plane.table();
         let routed = routed.route("a.pass.example", "/").expect("route");
         assert!(Arc::ptr_eq(&target.upstream, &routed.target().upstream));
-        assert_eq!(target.labels.ingress.as_str(), "pass");
+        assert_eq!(&*target.labels.ingress, "pass");
         assert!(live.get("a.b.pass.example").is_none());
         assert!(live.get("pass.example").is_none());
 

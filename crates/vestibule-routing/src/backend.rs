@@ -7,13 +7,14 @@ use std::sync::Arc;
 use crate::canary::Canary;
 use crate::policy::RoutePolicy;
 
-/// A namespaced Kubernetes object name, e.g. the Ingress a route came from.
+/// A namespaced Kubernetes object name, e.g. the Ingress a route came from. The names are
+/// shared: every route of an Ingress carries them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IngressRef {
     /// The object's namespace.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// The object's name.
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 impl fmt::Display for IngressRef {
@@ -41,12 +42,13 @@ impl fmt::Display for ServicePortRef {
 }
 
 /// One Service port in one namespace: the unit that has a set of endpoints and a load balancer.
+/// The names are shared: every route to the backend carries them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BackendId {
     /// The Service's namespace, always the referring Ingress's own.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// The Service's name.
-    pub service: String,
+    pub service: Arc<str>,
     /// The Service port.
     pub port: ServicePortRef,
 }

@@ -187,7 +187,7 @@ fn problem(
 }
 
 fn resolve_one(index: &Index<'_>, id: &BackendId) -> Result<Vec<Endpoint>, Unresolved> {
-    let key = (id.namespace.as_str(), id.service.as_str());
+    let key = (&*id.namespace, &*id.service);
     let service = index
         .services
         .get(&key)

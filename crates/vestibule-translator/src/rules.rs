@@ -20,8 +20,13 @@ use crate::warning::{Warning, WarningReason};
 /// The namespace and name of an Ingress.
 pub(crate) fn ingress_ref(ingress: &Ingress) -> IngressRef {
     IngressRef {
-        namespace: ingress.metadata.namespace.clone().unwrap_or_default(),
-        name: ingress.metadata.name.clone().unwrap_or_default(),
+        namespace: ingress
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or_default()
+            .into(),
+        name: ingress.metadata.name.as_deref().unwrap_or_default().into(),
     }
 }
 
@@ -274,7 +279,7 @@ impl<'a> IngressRules<'a> {
         };
         let id = BackendId {
             namespace: self.plan.reference.namespace.clone(),
-            service: service.name.clone(),
+            service: service.name.as_str().into(),
             port,
         };
         let settings = &self.plan.settings;

@@ -88,7 +88,7 @@ pub(crate) fn build(
                 None => None,
                 Some(name) => {
                     let name = SecretName {
-                        namespace: owner.namespace.clone(),
+                        namespace: owner.namespace.to_string(),
                         name: name.clone(),
                     };
                     match secrets.load(&name) {

@@ -89,8 +89,8 @@ impl Warning {
         Self {
             object: ObjectKey {
                 kind: ObjectKind::Ingress,
-                namespace: ingress.namespace.clone(),
-                name: ingress.name.clone(),
+                namespace: ingress.namespace.to_string(),
+                name: ingress.name.to_string(),
             },
             reason,
             message,

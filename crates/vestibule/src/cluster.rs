@@ -47,7 +47,7 @@ impl WriteBack {
         let ours = translation
             .ingresses
             .iter()
-            .map(|ingress| (ingress.namespace.clone(), ingress.name.clone()))
+            .map(|ingress| (ingress.namespace.to_string(), ingress.name.to_string()))
             .collect();
         let warnings = translation
             .warnings

@@ -184,9 +184,9 @@ mod tests {
             "upstream_addr": record.upstream_addr.as_ref().map(ToString::to_string),
             "upstream_status": record.upstream_status,
             "upstream_time": record.upstream_time,
-            "namespace": record.route.namespace.as_str(),
-            "ingress": record.route.ingress.as_str(),
-            "service": record.route.service.as_str(),
+            "namespace": &*record.route.namespace,
+            "ingress": &*record.route.ingress,
+            "service": &*record.route.service,
             "user_agent": header(record.head.user_agent.as_ref()),
             "tls_version": record.tls_version,
         })

@@ -200,9 +200,9 @@ fn encode(span: &ServerSpan) -> Span<'_> {
         text("network.protocol.name", "http"),
         text("network.protocol.version", protocol_version(span.version)),
         text("client.address", span.client.to_string()),
-        text("vestibule.namespace", span.route.namespace.as_str()),
-        text("vestibule.ingress", span.route.ingress.as_str()),
-        text("vestibule.service", span.route.service.as_str()),
+        text("vestibule.namespace", &*span.route.namespace),
+        text("vestibule.ingress", &*span.route.ingress),
+        text("vestibule.service", &*span.route.service),
     ];
     if method.is_none() {
         attributes.push(text("http.request.method_original", span.method.as_str()));
@@ -258,9 +258,9 @@ mod tests {
             client: "192.0.2.4".parse().expect("address"),
             status,
             route: Arc::new(RouteLabels {
-                namespace: Arc::new("shop".into()),
-                ingress: Arc::new("web".into()),
-                service: Arc::new("cart".into()),
+                namespace: "shop".into(),
+                ingress: "web".into(),
+                service: "cart".into(),
             }),
             upstream: Some(Authority::from_static("10.0.0.7:8080")),
         }
