@@ -202,9 +202,14 @@ impl DataPlane {
                 mapped: &current,
             };
             // A target converted from this very route stays current unless an upstream it
-            // uses was just created (its backend had gone); its limiter zone stays live.
+            // uses was just created (its backend had gone); its limiter zone stays live. With
+            // no upstream created and no zone live, there is nothing to check.
+            let nothing_to_check = created.is_empty() && zones.borrow().none_live();
             let kept = |route: &Route| {
-                let fresh = |id: &BackendId| !created.is_empty() && created.contains(id);
+                if nothing_to_check {
+                    return true;
+                }
+                let fresh = |id: &BackendId| created.contains(id);
                 let canary = route.canary.as_ref().map(|canary| &canary.backend);
                 let stale = fresh(&route.backend) || canary.is_some_and(fresh);
                 zones.borrow_mut().zone_for(route);

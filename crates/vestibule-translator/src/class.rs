@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::jiff::Timestamp;
 use vestibule_resources::Snapshot;
 
 use crate::Options;
@@ -35,42 +36,61 @@ pub(crate) fn select_ours(snapshot: &Snapshot, options: &Options) -> Vec<Arc<Ing
             .and_then(|annotations| annotations.get(DEFAULT_CLASS_ANNOTATION))
             .is_some_and(|value| value == "true")
     });
-    let mut ours: Vec<Arc<Ingress>> = snapshot
-        .ingresses
-        .iter()
-        .filter(|ingress| {
-            let class_name = ingress
-                .spec
-                .as_ref()
-                .and_then(|spec| spec.ingress_class_name.as_deref());
-            let legacy = ingress
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|annotations| annotations.get(LEGACY_CLASS_ANNOTATION));
-            match (class_name, legacy) {
-                (Some(name), _) => {
-                    name == options.ingress_class
-                        || our_classes
-                            .iter()
-                            .any(|class| class.metadata.name.as_deref() == Some(name))
-                }
-                (None, Some(legacy)) => *legacy == options.ingress_class,
-                (None, None) => options.watch_ingress_without_class || we_are_default,
+    let ours = snapshot.ingresses.iter().filter(|ingress| {
+        let class_name = ingress
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.ingress_class_name.as_deref());
+        let legacy = ingress
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|annotations| annotations.get(LEGACY_CLASS_ANNOTATION));
+        match (class_name, legacy) {
+            (Some(name), _) => {
+                name == options.ingress_class
+                    || our_classes
+                        .iter()
+                        .any(|class| class.metadata.name.as_deref() == Some(name))
             }
-        })
-        .cloned()
-        .collect();
-    ours.sort_by(|a, b| {
-        let age = |ingress: &Ingress| ingress.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        match (age(a), age(b)) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
+            (None, Some(legacy)) => *legacy == options.ingress_class,
+            (None, None) => options.watch_ingress_without_class || we_are_default,
         }
-        .then_with(|| a.metadata.namespace.cmp(&b.metadata.namespace))
-        .then_with(|| a.metadata.name.cmp(&b.metadata.name))
     });
-    ours
+    // Namespace and name are unique among a snapshot's Ingresses, so an unstable sort orders
+    // them the same way every time; with the keys taken out once it is also a cheap one.
+    let mut keyed: Vec<(OrderKey<'_>, &Arc<Ingress>)> = ours
+        .map(|ingress| (OrderKey::of(ingress), ingress))
+        .collect();
+    keyed.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+    keyed
+        .into_iter()
+        .map(|(_, ingress)| Arc::clone(ingress))
+        .collect()
+}
+
+/// What orders Ingresses: oldest first (those without a creation time last), then by
+/// namespace and name.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct OrderKey<'a> {
+    undated: bool,
+    created: Option<&'a Timestamp>,
+    namespace: &'a str,
+    name: &'a str,
+}
+
+impl<'a> OrderKey<'a> {
+    fn of(ingress: &'a Ingress) -> Self {
+        let created = ingress
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|time| &time.0);
+        Self {
+            undated: created.is_none(),
+            created,
+            namespace: ingress.metadata.namespace.as_deref().unwrap_or_default(),
+            name: ingress.metadata.name.as_deref().unwrap_or_default(),
+        }
+    }
 }

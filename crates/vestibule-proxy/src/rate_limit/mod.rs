@@ -191,6 +191,11 @@ impl Zones {
         Some(zone)
     }
 
+    /// Whether no zone is live: no route of the live table has limits.
+    pub(crate) fn none_live(&self) -> bool {
+        self.live.is_empty()
+    }
+
     /// Makes the zones handed out since the last call the live ones, and forgets the rest.
     pub(crate) fn finish(&mut self) {
         self.live = std::mem::take(&mut self.next);
