@@ -16,9 +16,12 @@ use crate::warning::{Warning, WarningReason};
 pub(crate) type References<'a> = HashMap<&'a BackendId, Vec<&'a IngressRef>>;
 
 /// The backends `routes` lead to, main and canary, each with the Ingresses of those routes,
-/// each once, by name.
-pub(crate) fn references<'a>(routes: impl IntoIterator<Item = &'a Route>) -> References<'a> {
-    let mut references = References::new();
+/// each once, by name; room is made for `expected` backends at once.
+pub(crate) fn references<'a>(
+    routes: impl IntoIterator<Item = &'a Route>,
+    expected: usize,
+) -> References<'a> {
+    let mut references = References::with_capacity(expected);
     // The routes of a host mostly share one backend and Ingress: look each run up once.
     let mut last: Option<&Route> = None;
     for route in routes {
@@ -106,6 +109,11 @@ pub(crate) struct Resolutions {
 }
 
 impl Resolutions {
+    /// How many backends the last translation resolved.
+    pub fn len(&self) -> usize {
+        self.by_backend.len()
+    }
+
     /// Resolves every referenced backend; a backend that cannot be resolved, or has no ready
     /// endpoint, maps to an empty list (the data plane answers 503) and a warning on each
     /// Ingress that refers to it.

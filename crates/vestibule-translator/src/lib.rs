@@ -164,6 +164,7 @@ impl Translator {
                 .filter_map(|outcome| outcome.vhost.as_deref())
                 .flat_map(|vhost| vhost.rules().iter().map(|rule| &rule.target))
                 .chain(routes.default_backend()),
+            self.resolutions.len(),
         );
         let backends = self
             .resolutions
