@@ -72,9 +72,13 @@ pub(crate) fn build(
         }
     }
     for ingress in ingresses {
-        let owner = ingress_ref(ingress);
         let entries = ingress.spec.as_ref().and_then(|spec| spec.tls.as_deref());
-        for entry in entries.unwrap_or_default() {
+        let entries = entries.unwrap_or_default();
+        if entries.is_empty() {
+            continue;
+        }
+        let owner = ingress_ref(ingress);
+        for entry in entries {
             let hosts = entry.hosts.as_deref().unwrap_or_default();
             if hosts.is_empty() {
                 warnings.push(Warning::on_ingress(
