@@ -278,7 +278,7 @@ mod tests {
         .map(|(id, addr)| (id, vec![Endpoint::Socket(addr.parse().expect("address"))]))
         .collect();
         let plane = crate::DataPlane::default();
-        plane.apply(&builder.build(), &endpoints, &Default::default());
+        plane.apply(&builder.build(), &Arc::new(endpoints), &Default::default());
         let table = plane.table();
         let target = table.route("h", "/").expect("route").target().clone();
         let (main, labels) = target.choose(&HeaderMap::new());

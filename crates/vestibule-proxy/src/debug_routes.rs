@@ -374,15 +374,15 @@ mod tests {
         builder.build()
     }
 
-    fn endpoints() -> BTreeMap<BackendId, Vec<Endpoint>> {
+    fn endpoints() -> vestibule_routing::Backends {
         let socket = |text: &str| Endpoint::Socket(text.parse().expect("socket address"));
-        BTreeMap::from([
+        Arc::new(BTreeMap::from([
             (
                 backend("web", ServicePortRef::Number(80)),
                 vec![socket("10.0.0.1:8080"), socket("10.0.0.2:8080")],
             ),
             (backend("api", ServicePortRef::Name("http".into())), vec![]),
-        ])
+        ]))
     }
 
     fn tls_table() -> TlsTable {

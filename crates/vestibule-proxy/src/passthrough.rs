@@ -302,7 +302,7 @@ mod tests {
         builder
             .add_rule(host.clone(), PathMatch::prefix("/"), route)
             .expect("no conflict");
-        let endpoints = BTreeMap::from([(backend(), Vec::new())]);
+        let endpoints = Arc::new(BTreeMap::from([(backend(), Vec::new())]));
         plane.apply(&builder.build(), &endpoints, &TlsTable::default());
         let mut table = PassthroughTable::default();
         table.insert(

@@ -1,12 +1,12 @@
 //! The one point where the control plane hands configuration to the data plane.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
-use vestibule_routing::{BackendId, Endpoint, PassthroughTable, Previous, Route, RouteTable};
+use vestibule_routing::{BackendId, Backends, PassthroughTable, Previous, Route, RouteTable};
 use vestibule_tls::TlsTable;
 
 use crate::canary::{CanaryTarget, live_canary};
@@ -79,6 +79,8 @@ struct Registry {
     zones: Zones,
     /// The table the live one was converted from.
     source: RouteTable<Route>,
+    /// The backends last applied.
+    backends: Backends,
 }
 
 /// The live configuration: listeners read it once per request, the control plane replaces it.
@@ -152,20 +154,27 @@ impl DataPlane {
     }
 
     /// Makes `routes`, `backends` and `tls` live. Backends keep their upstream (and its balancer
-    /// state) across calls; only backends whose endpoints changed get a new endpoint set. A new
+    /// state) across calls; only backends whose endpoints changed get a new endpoint set, and
+    /// none is looked at when `backends` is the very map applied last time. A new
     /// table is published only when the routes themselves changed, and it takes over the live
     /// virtual hosts that did not. Open connections keep the certificate they were established
     /// with.
     pub fn apply(
         &self,
         routes: &RouteTable<Route>,
-        backends: &BTreeMap<BackendId, Vec<Endpoint>>,
+        backends: &Backends,
         tls: &TlsTable,
     ) -> Applied {
         let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
         let mut applied = Applied::default();
         let mut created = HashSet::new();
-        for (id, endpoints) in backends {
+        let same_backends = Arc::ptr_eq(&registry.backends, backends);
+        let changed_backends = if same_backends {
+            None
+        } else {
+            Some(&**backends)
+        };
+        for (id, endpoints) in changed_backends.into_iter().flatten() {
             match registry.upstreams.get(id) {
                 Some(upstream) => {
                     if upstream.set_endpoints(endpoints) {
@@ -186,6 +195,7 @@ impl DataPlane {
                 upstreams,
                 zones,
                 source,
+                ..
             } = &mut *registry;
             let upstreams = &*upstreams;
             let upstream_of = |id: &BackendId| {
@@ -240,6 +250,7 @@ impl DataPlane {
         if registry.upstreams.len() > backends.len() {
             registry.upstreams.retain(|id, _| backends.contains_key(id));
         }
+        registry.backends = Arc::clone(backends);
         if **self.tls.load() != *tls {
             self.tls.store(Arc::new(tls.clone()));
             applied.tls_changed = true;
@@ -254,7 +265,10 @@ impl DataPlane {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vestibule_routing::{HostMatch, IngressRef, PathMatch, RouteTableBuilder, ServicePortRef};
+    use std::collections::BTreeMap;
+    use vestibule_routing::{
+        Endpoint, HostMatch, IngressRef, PathMatch, RouteTableBuilder, ServicePortRef,
+    };
 
     fn backend(name: &str) -> BackendId {
         BackendId {
@@ -295,7 +309,7 @@ mod tests {
         builder.build()
     }
 
-    fn endpoints(list: &[(&str, &str)]) -> BTreeMap<BackendId, Vec<Endpoint>> {
+    fn endpoints(list: &[(&str, &str)]) -> Backends {
         let mut map: BTreeMap<BackendId, Vec<Endpoint>> = BTreeMap::new();
         for (service, addr) in list {
             let entry = map.entry(backend(service)).or_default();
@@ -303,7 +317,7 @@ mod tests {
                 entry.push(Endpoint::Socket(addr.parse().expect("socket address")));
             }
         }
-        map
+        Arc::new(map)
     }
 
     fn picked(plane: &DataPlane, path: &str) -> Option<String> {
@@ -340,6 +354,17 @@ mod tests {
         );
         assert_eq!(Arc::as_ptr(&plane.table()), before);
         assert_eq!(picked(&plane, "/"), Some("10.0.0.2:80".into()));
+    }
+
+    #[test]
+    fn the_same_backends_again_change_nothing() {
+        let plane = DataPlane::default();
+        let table = routes(&[("/", "web")]);
+        let backends = endpoints(&[("web", "10.0.0.1:80")]);
+        plane.apply(&table, &backends, &TlsTable::default());
+        let again = plane.apply(&table, &backends, &TlsTable::default());
+        assert_eq!(again, Applied::default());
+        assert_eq!(picked(&plane, "/"), Some("10.0.0.1:80".into()));
     }
 
     #[test]
@@ -460,7 +485,7 @@ mod tests {
         let table = hosted(&[("a.example", "/", "a")]);
         let tls = TlsTable::default();
         plane.apply(&table, &endpoints(&[("a", "10.0.0.1:80")]), &tls);
-        plane.apply(&table, &BTreeMap::new(), &tls);
+        plane.apply(&table, &Backends::default(), &tls);
         plane.apply(&table, &endpoints(&[("a", "10.0.0.9:80")]), &tls);
         let picked = live_target(&plane, "a.example")
             .upstream

@@ -7,6 +7,10 @@ use std::sync::Arc;
 use crate::canary::Canary;
 use crate::policy::RoutePolicy;
 
+/// The ready endpoints of each backend, shared so a translation that resolves the same as the
+/// last one hands out the same map, and the data plane can tell.
+pub type Backends = Arc<std::collections::BTreeMap<BackendId, Vec<Endpoint>>>;
+
 /// A namespaced Kubernetes object name, e.g. the Ingress a route came from. The names are
 /// shared: every route of an Ingress carries them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

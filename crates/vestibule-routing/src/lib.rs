@@ -19,7 +19,7 @@ mod regex_path;
 mod rewrite;
 mod table;
 
-pub use backend::{BackendId, Endpoint, IngressRef, Route, ServicePortRef};
+pub use backend::{BackendId, Backends, Endpoint, IngressRef, Route, ServicePortRef};
 pub use balancing::{
     AffinityMode, Algorithm, Balancing, HashKey, KeyPart, SameSite, SessionCookie,
 };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Endpoints, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use vestibule_resources::Snapshot;
-use vestibule_routing::{BackendId, Endpoint, IngressRef, Route, ServicePortRef};
+use vestibule_routing::{BackendId, Backends, Endpoint, IngressRef, Route, ServicePortRef};
 
 use crate::reuse::same_objects;
 use crate::warning::{Warning, WarningReason};
@@ -105,7 +105,12 @@ pub(crate) struct Resolutions {
     services: Vec<Arc<Service>>,
     slices: Vec<Arc<EndpointSlice>>,
     endpoints: Vec<Arc<Endpoints>>,
+    /// Exactly the backends of `last`.
     by_backend: HashMap<BackendId, Result<Vec<Endpoint>, Unresolved>>,
+    /// What the last translation handed out.
+    last: Backends,
+    /// The backends of `last` that resolved to no endpoint, in order.
+    unresolved: Vec<BackendId>,
 }
 
 impl Resolutions {
@@ -116,29 +121,51 @@ impl Resolutions {
 
     /// Resolves every referenced backend; a backend that cannot be resolved, or has no ready
     /// endpoint, maps to an empty list (the data plane answers 503) and a warning on each
-    /// Ingress that refers to it.
+    /// Ingress that refers to it. When the backends and what they resolve from are the same
+    /// as last time, the same map is handed out again.
     pub fn resolve(
         &mut self,
         snapshot: &Snapshot,
         references: &References<'_>,
         warnings: &mut Vec<Warning>,
-    ) -> BTreeMap<BackendId, Vec<Endpoint>> {
-        if !same_objects(&self.services, &snapshot.services)
-            || !same_objects(&self.slices, &snapshot.endpoint_slices)
-            || !same_objects(&self.endpoints, &snapshot.endpoints)
-        {
+    ) -> Backends {
+        let same_inputs = same_objects(&self.services, &snapshot.services)
+            && same_objects(&self.slices, &snapshot.endpoint_slices)
+            && same_objects(&self.endpoints, &snapshot.endpoints);
+        if !same_inputs {
             self.by_backend.clear();
             self.services.clone_from(&snapshot.services);
             self.slices.clone_from(&snapshot.endpoint_slices);
             self.endpoints.clone_from(&snapshot.endpoints);
         }
-        if self.by_backend.len() > references.len() {
-            self.by_backend.retain(|id, _| references.contains_key(id));
+        let same_backends = self.by_backend.len() == references.len()
+            && references
+                .keys()
+                .all(|id| self.by_backend.contains_key(*id));
+        if !(same_inputs && same_backends) {
+            self.resolve_again(snapshot, references);
         }
+        for id in &self.unresolved {
+            let Some(resolved) = self.by_backend.get(id) else {
+                continue;
+            };
+            if let Some((reason, message)) = problem(id, resolved) {
+                let referrers = references.get(id).into_iter().flatten();
+                warnings.extend(
+                    referrers.map(|ingress| Warning::on_ingress(ingress, reason, message.clone())),
+                );
+            }
+        }
+        Arc::clone(&self.last)
+    }
+
+    /// Resolves the referenced backends into a new map, reusing what was resolved before.
+    fn resolve_again(&mut self, snapshot: &Snapshot, references: &References<'_>) {
         let mut ids: Vec<&BackendId> = references.keys().copied().collect();
         ids.sort_unstable();
         let mut index = None;
         let mut backends = Vec::with_capacity(ids.len());
+        self.unresolved.clear();
         for id in ids {
             let resolved = match self.by_backend.get(id) {
                 Some(resolved) => resolved,
@@ -149,17 +176,17 @@ impl Resolutions {
                         .or_insert(resolve_one(index, id))
                 }
             };
-            if let Some((reason, message)) = problem(id, resolved) {
-                let referrers = references.get(id).into_iter().flatten();
-                warnings.extend(
-                    referrers.map(|ingress| Warning::on_ingress(ingress, reason, message.clone())),
-                );
+            if problem(id, resolved).is_some() {
+                self.unresolved.push(id.clone());
             }
             let endpoints = resolved.as_ref().map_or_else(|_| Vec::new(), Clone::clone);
             backends.push((id.clone(), endpoints));
         }
+        if self.by_backend.len() > references.len() {
+            self.by_backend.retain(|id, _| references.contains_key(id));
+        }
         // Already in order, so the map is built without comparing keys again.
-        BTreeMap::from_iter(backends)
+        self.last = Arc::new(BTreeMap::from_iter(backends));
     }
 }
 

@@ -25,12 +25,10 @@ mod rules;
 mod tls;
 mod warning;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use vestibule_resources::Snapshot;
-use vestibule_routing::{
-    BackendId, Endpoint, HostMatch, IngressRef, PassthroughTable, Route, RouteTable,
-};
+use vestibule_routing::{Backends, HostMatch, IngressRef, PassthroughTable, Route, RouteTable};
 use vestibule_tls::TlsTable;
 
 pub use annotations::{AnnotationVerdict, Verdict, review_annotations};
@@ -81,7 +79,8 @@ pub struct Translation {
     /// The routing table.
     pub routes: RouteTable<Route>,
     /// The ready endpoints of every backend the table refers to; empty when none is ready.
-    pub backends: BTreeMap<BackendId, Vec<Endpoint>>,
+    /// Shared: a translation that resolves the same hands out the same map.
+    pub backends: Backends,
     /// The certificate for each TLS server name.
     pub tls: TlsTable,
     /// The hosts whose TLS connections go unterminated to a backend.

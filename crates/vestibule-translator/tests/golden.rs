@@ -123,7 +123,7 @@ fn render(translation: &Translation, probes: &[(&str, &str)]) -> String {
             writeln!(out, "policy {ingress}: {policy:?}").unwrap();
         }
     }
-    for (backend, endpoints) in &translation.backends {
+    for (backend, endpoints) in translation.backends.iter() {
         let endpoints: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
         let endpoints = if endpoints.is_empty() {
             "(none)".to_owned()
