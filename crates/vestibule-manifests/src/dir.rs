@@ -396,23 +396,19 @@ impl ManifestDir {
                 .filter_map(|(path, file)| Some(file.problem.as_ref()?.to_problem(path))),
         );
 
-        let objects = self.in_force().map(|(_, object)| object.clone());
         // Finding duplicates hashes every key, which is most of the work with thousands of
         // files; the ones found stand while no key moved.
-        let (snapshot, duplicates) = match &self.duplicates {
+        let known = self.duplicates.take();
+        let objects = self.in_force().map(|(_, object)| object.clone());
+        let (snapshot, duplicates) = match known {
             Some(duplicates) => (
-                Snapshot::from_objects_without(objects, duplicates),
-                duplicates.clone(),
+                Snapshot::from_objects_without(objects, &duplicates),
+                duplicates,
             ),
             None => Snapshot::from_objects(objects),
         };
-        self.duplicates = Some(duplicates.clone());
-        let origins: Vec<&Path> = if duplicates.is_empty() {
-            Vec::new()
-        } else {
-            self.in_force().map(|(path, _)| path).collect()
-        };
         if !duplicates.is_empty() {
+            let origins: Vec<&Path> = self.in_force().map(|(path, _)| path).collect();
             let wanted: HashSet<&ObjectKey> = duplicates.iter().map(|d| &d.key).collect();
             let mut first: HashMap<ObjectKey, &Path> = HashMap::new();
             for (path, object) in self.in_force() {
@@ -421,16 +417,17 @@ impl ManifestDir {
                     first.entry(key).or_insert(path);
                 }
             }
-            for duplicate in duplicates {
+            for duplicate in &duplicates {
                 let dropped = origins.get(duplicate.index).copied().unwrap_or(&self.root);
                 let kept = first.get(&duplicate.key).copied().unwrap_or(dropped);
                 problems.push(Problem::Duplicate {
                     kept: kept.to_owned(),
                     dropped: dropped.to_owned(),
-                    key: duplicate.key,
+                    key: duplicate.key.clone(),
                 });
             }
         }
+        self.duplicates = Some(duplicates);
         Scan { snapshot, problems }
     }
 

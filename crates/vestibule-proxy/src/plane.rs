@@ -83,6 +83,38 @@ struct Registry {
     backends: Backends,
 }
 
+impl Registry {
+    /// Gives each backend its endpoints, creating the upstreams missing, and counts the endpoint
+    /// sets that changed in `applied`. Returns the backends whose upstream was created. The very
+    /// map applied last time has nothing new for any upstream.
+    fn update_upstreams<'a>(
+        &mut self,
+        backends: &'a Backends,
+        applied: &mut Applied,
+    ) -> HashSet<&'a BackendId> {
+        let mut created = HashSet::new();
+        if Arc::ptr_eq(&self.backends, backends) {
+            return created;
+        }
+        for (id, endpoints) in backends.iter() {
+            match self.upstreams.get(id) {
+                Some(upstream) => {
+                    if upstream.set_endpoints(endpoints) {
+                        applied.endpoint_sets_changed += 1;
+                    }
+                }
+                None => {
+                    let upstream = Arc::new(Upstream::new(id.clone(), endpoints));
+                    self.upstreams.insert(id.clone(), upstream);
+                    created.insert(id);
+                    applied.endpoint_sets_changed += 1;
+                }
+            }
+        }
+        created
+    }
+}
+
 /// The live configuration: listeners read it once per request, the control plane replaces it.
 ///
 /// In-flight requests keep the table and upstream they started with; new requests see the new
@@ -167,28 +199,7 @@ impl DataPlane {
     ) -> Applied {
         let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
         let mut applied = Applied::default();
-        let mut created = HashSet::new();
-        let same_backends = Arc::ptr_eq(&registry.backends, backends);
-        let changed_backends = if same_backends {
-            None
-        } else {
-            Some(&**backends)
-        };
-        for (id, endpoints) in changed_backends.into_iter().flatten() {
-            match registry.upstreams.get(id) {
-                Some(upstream) => {
-                    if upstream.set_endpoints(endpoints) {
-                        applied.endpoint_sets_changed += 1;
-                    }
-                }
-                None => {
-                    let upstream = Arc::new(Upstream::new(id.clone(), endpoints));
-                    registry.upstreams.insert(id.clone(), upstream);
-                    created.insert(id);
-                    applied.endpoint_sets_changed += 1;
-                }
-            }
-        }
+        let created = registry.update_upstreams(backends, &mut applied);
         // A block, so the borrows of the registry's parts end before its upstreams are pruned.
         {
             let Registry {

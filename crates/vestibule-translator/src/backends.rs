@@ -176,7 +176,7 @@ impl Resolutions {
                         .or_insert(resolve_one(index, id))
                 }
             };
-            if problem(id, resolved).is_some() {
+            if resolves_to_nothing(resolved) {
                 self.unresolved.push(id.clone());
             }
             let endpoints = resolved.as_ref().map_or_else(|_| Vec::new(), Clone::clone);
@@ -188,6 +188,11 @@ impl Resolutions {
         // Already in order, so the map is built without comparing keys again.
         self.last = Arc::new(BTreeMap::from_iter(backends));
     }
+}
+
+/// Whether a backend has no endpoint to send to: unresolved, or none ready.
+fn resolves_to_nothing(resolved: &Result<Vec<Endpoint>, Unresolved>) -> bool {
+    resolved.as_ref().is_ok_and(Vec::is_empty) || resolved.is_err()
 }
 
 /// What to tell the Ingresses of a backend that resolved to no endpoint.
