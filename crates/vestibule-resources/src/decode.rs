@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::object::{Object, ObjectKind};
+use crate::quick_yaml;
 
 /// The namespace a namespaced object without one is placed in.
 const DEFAULT_NAMESPACE: &str = "default";
@@ -80,13 +81,16 @@ pub enum DecodeError {
 /// `stringData` is merged into `data`, as the API server does.
 pub fn decode_manifest(text: &str, format: ManifestFormat) -> Result<Vec<Object>, DecodeError> {
     let documents = match format {
-        ManifestFormat::Yaml => {
-            serde_saphyr::from_multiple::<Value>(text).map_err(|error| DecodeError::Syntax {
-                document: yaml_document_at(text, error.location().map(|at| at.line())),
-                format: "YAML",
-                reason: error.to_string(),
-            })?
-        }
+        ManifestFormat::Yaml => match quick_yaml::read_documents(text) {
+            Some(documents) => documents,
+            None => {
+                serde_saphyr::from_multiple::<Value>(text).map_err(|error| DecodeError::Syntax {
+                    document: yaml_document_at(text, error.location().map(|at| at.line())),
+                    format: "YAML",
+                    reason: error.to_string(),
+                })?
+            }
+        },
         ManifestFormat::Json => {
             vec![
                 serde_json::from_str(text).map_err(|error| DecodeError::Syntax {

@@ -5,6 +5,7 @@
 
 mod decode;
 mod object;
+mod quick_yaml;
 mod snapshot;
 
 pub use decode::{DecodeError, ManifestFormat, decode_manifest};
