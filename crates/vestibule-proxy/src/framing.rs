@@ -10,12 +10,10 @@
 //! connection, so legitimate traffic can never be refused by it.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use crate::inspect::Inspector;
 
 /// The largest head the watcher buffers; past it, hyper's own limit answers 431.
 const MAX_HEAD: usize = 64 * 1024;
@@ -54,19 +52,17 @@ enum State {
     Done,
 }
 
-/// An I/O stream whose incoming HTTP/1 request heads are watched.
-pub(crate) struct WatchedStream<I> {
-    inner: I,
+/// Watches the HTTP/1 request heads a connection receives, as the [`Inspector`] of its stream.
+pub(crate) struct FramingWatch {
     state: State,
     head: Vec<u8>,
     flag: FramingFlag,
 }
 
-impl<I> WatchedStream<I> {
-    /// Watches `inner`, reporting findings through `flag`.
-    pub fn new(inner: I, flag: FramingFlag) -> Self {
+impl FramingWatch {
+    /// A watch reporting its findings through `flag`.
+    pub fn new(flag: FramingFlag) -> Self {
         Self {
-            inner,
             state: State::Head,
             head: Vec::new(),
             flag,
@@ -194,50 +190,14 @@ fn trim(value: &[u8]) -> &[u8] {
     &value[start..end]
 }
 
-impl<I: AsyncRead + Unpin> AsyncRead for WatchedStream<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled
-            && !matches!(self.state, State::Done)
-        {
-            self.observe(&buf.filled()[before..]);
-        }
-        polled
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for WatchedStream<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+impl Inspector for FramingWatch {
+    fn inspecting(&self) -> bool {
+        !matches!(self.state, State::Done)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+    fn inspect(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.observe(bytes);
+        Ok(())
     }
 }
 
@@ -247,9 +207,9 @@ mod tests {
 
     fn watch(chunks: &[&[u8]]) -> Option<&'static str> {
         let flag = FramingFlag::default();
-        let mut stream = WatchedStream::new((), flag.clone());
+        let mut watch = FramingWatch::new(flag.clone());
         for chunk in chunks {
-            stream.observe(chunk);
+            watch.observe(chunk);
         }
         flag.refusal()
     }

@@ -13,11 +13,9 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use crate::inspect::Inspector;
 
 /// The client connection preface of HTTP/2 (RFC 9113 section 3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -141,71 +139,32 @@ impl ControlFrames {
     }
 }
 
-/// A client connection whose reads fail once it floods the server with PING or SETTINGS frames.
-pub(crate) struct FloodGuard<I> {
-    inner: I,
+/// The [`Inspector`] of a client connection that fails its reads once it floods the server with
+/// PING or SETTINGS frames.
+pub(crate) struct FloodGuard {
     frames: ControlFrames,
     peer: SocketAddr,
 }
 
-impl<I> FloodGuard<I> {
-    /// Watches `inner`, the connection from `peer`.
-    pub fn new(inner: I, peer: SocketAddr) -> Self {
+impl FloodGuard {
+    /// A guard for the connection from `peer`.
+    pub fn new(peer: SocketAddr) -> Self {
         Self {
-            inner,
             frames: ControlFrames::default(),
             peer,
         }
     }
 }
 
-impl<I: AsyncRead + Unpin> AsyncRead for FloodGuard<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled
-            && !matches!(this.frames.state, State::Off)
-            && let Err(error) = this.frames.observe(&buf.filled()[before..], Instant::now)
-        {
-            tracing::warn!(peer = %this.peer, %error, "closing the connection");
-            return Poll::Ready(Err(error));
-        }
-        polled
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for FloodGuard<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+impl Inspector for FloodGuard {
+    fn inspecting(&self) -> bool {
+        !matches!(self.frames.state, State::Off)
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn inspect(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.frames.observe(bytes, Instant::now).inspect_err(
+            |error| tracing::warn!(peer = %self.peer, %error, "closing the connection"),
+        )
     }
 }
 

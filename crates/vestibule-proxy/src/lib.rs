@@ -22,6 +22,7 @@ mod grpc;
 mod h2_flood;
 mod handler;
 mod hex;
+mod inspect;
 mod listener;
 mod metrics;
 mod observe;

@@ -21,9 +21,10 @@ use vestibule_tls::{Certificate, crypto_provider};
 use crate::basic_auth::Authenticator;
 use crate::clients::UpstreamClients;
 use crate::forward::{ForwardedValues, Origin, Scheme};
-use crate::framing::{FramingFlag, WatchedStream};
+use crate::framing::{FramingFlag, FramingWatch};
 use crate::h2_flood::FloodGuard;
 use crate::handler::Handler;
+use crate::inspect::Inspected;
 use crate::metrics::{HandshakeResult, ListenerKind};
 use crate::observe::Observers;
 use crate::passthrough;
@@ -157,7 +158,8 @@ impl Proxy {
         accept_loop(listener, limit, |stream, peer| {
             let open = handler.observers.metrics.connection(ListenerKind::Http);
             let framing = FramingFlag::default();
-            let stream = FloodGuard::new(WatchedStream::new(stream, framing.clone()), peer);
+            let stream = Inspected::new(stream, FramingWatch::new(framing.clone()));
+            let stream = Inspected::new(stream, FloodGuard::new(peer));
             let origin = Arc::new(Origin {
                 peer,
                 forwarded: ForwardedValues::new(peer.ip(), port),
@@ -223,7 +225,8 @@ impl Proxy {
                 };
                 let sni = stream.get_ref().1.server_name().map(Arc::from);
                 let framing = FramingFlag::default();
-                let stream = FloodGuard::new(WatchedStream::new(stream, framing.clone()), peer);
+                let stream = Inspected::new(stream, FramingWatch::new(framing.clone()));
+                let stream = Inspected::new(stream, FloodGuard::new(peer));
                 let origin = Arc::new(Origin {
                     peer,
                     forwarded: ForwardedValues::new(peer.ip(), port),
