@@ -2,8 +2,8 @@
 //! `vestibule routes` print.
 //!
 //! The view is read from what requests are routed by now: the live routing table (hosts and
-//! paths in precedence order), the upstreams it points at with their endpoints' passive health,
-//! and the live certificate table.
+//! paths in precedence order), the live passthrough hosts, the upstreams they point at with
+//! their endpoints' passive health, and the live certificate table.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +15,8 @@ use vestibule_tls::Certificate;
 use crate::plane::{DataPlane, RouteTarget};
 use crate::upstream::Upstream;
 
-/// The live configuration: routes, backends with their endpoints, and certificates.
+/// The live configuration: routes, passthrough hosts, backends with their endpoints, and
+/// certificates.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RoutesView {
     /// Every virtual host, in precedence order: exact names, then `*.suffix` wildcards, then
@@ -23,8 +24,11 @@ pub struct RoutesView {
     pub hosts: Vec<HostView>,
     /// Where requests that match no rule go; `None` answers them 404.
     pub default_backend: Option<RouteView>,
-    /// Every backend the routes lead to, ordered by namespace, Service and port, with its
-    /// endpoints.
+    /// The hosts whose TLS connections are relayed unterminated (`ssl-passthrough` with
+    /// `--enable-ssl-passthrough`), in precedence order: exact names, then `*.suffix`.
+    pub passthrough: Vec<PassthroughView>,
+    /// Every backend the routes and passthrough hosts lead to, ordered by namespace, Service
+    /// and port, with its endpoints.
     pub backends: Vec<BackendView>,
     /// The certificates TLS handshakes choose from.
     pub tls: TlsView,
@@ -70,6 +74,17 @@ pub struct RouteView {
     /// The canary Service port some requests go to instead; absent without a canary.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub canary: Option<BackendRef>,
+}
+
+/// A host whose TLS connections are relayed as raw TCP to an endpoint of its backend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PassthroughView {
+    /// The host pattern: `foo.example` or `*.example`.
+    pub host: String,
+    /// The Service port of the host's `/` rule, whose endpoints get the connections.
+    pub backend: BackendRef,
+    /// The Ingress that rule came from, as `namespace/name`.
+    pub ingress: String,
 }
 
 /// A Service port, by name and by parts.
@@ -170,8 +185,8 @@ impl RoutesView {
     }
 }
 
-/// What `plane` serves now: its live routing table, its backends' endpoints with their health,
-/// and its live certificate table.
+/// What `plane` serves now: its live routing table, its passthrough hosts, its backends'
+/// endpoints with their health, and its live certificate table.
 pub fn routes_view(plane: &DataPlane) -> RoutesView {
     let table = plane.table();
     let mut upstreams: BTreeMap<BackendId, Arc<Upstream>> = BTreeMap::new();
@@ -218,6 +233,22 @@ pub fn routes_view(plane: &DataPlane) -> RoutesView {
         })
         .collect();
     let default_backend = table.default_backend().map(&mut route_view);
+    let passthrough = plane
+        .passthrough()
+        .targets()
+        .into_iter()
+        .map(|(host, target)| {
+            let backend = &target.passthrough.backend;
+            upstreams
+                .entry(backend.clone())
+                .or_insert_with(|| target.upstream.clone());
+            PassthroughView {
+                host: host.to_string(),
+                backend: backend_ref(backend),
+                ingress: target.passthrough.ingress.to_string(),
+            }
+        })
+        .collect();
     let backends = upstreams
         .iter()
         .map(|(id, upstream)| BackendView {
@@ -241,6 +272,7 @@ pub fn routes_view(plane: &DataPlane) -> RoutesView {
     RoutesView {
         hosts,
         default_backend,
+        passthrough,
         backends,
         tls: TlsView {
             hosts: tls
@@ -314,7 +346,8 @@ mod tests {
 
     use serde_json::json;
     use vestibule_routing::{
-        Endpoint, HostMatch, IngressRef, PathMatch, Route, RouteTable, RouteTableBuilder,
+        Endpoint, HostMatch, IngressRef, Passthrough, PassthroughTable, PathMatch, Route,
+        RouteTable, RouteTableBuilder,
     };
     use vestibule_tls::TlsTable;
 
@@ -328,13 +361,17 @@ mod tests {
         }
     }
 
-    fn route(backend: BackendId, ingress: &str, tls: bool) -> Route {
+    fn ingress(name: &str) -> IngressRef {
+        IngressRef {
+            namespace: "shop".into(),
+            name: name.into(),
+        }
+    }
+
+    fn route(backend: BackendId, ingress_name: &str, tls: bool) -> Route {
         Route {
             backend,
-            ingress: IngressRef {
-                namespace: "shop".into(),
-                name: ingress.into(),
-            },
+            ingress: ingress(ingress_name),
             tls,
             https_redirect: tls,
             policy: Default::default(),
@@ -450,6 +487,7 @@ mod tests {
             "default_backend": {
                 "backend": web, "ingress": "shop/web", "tls": false, "https_redirect": false
             },
+            "passthrough": [],
             "backends": [
                 {
                     "name": "shop/api:http", "namespace": "shop", "service": "api",
@@ -527,6 +565,72 @@ mod tests {
     }
 
     #[test]
+    fn passthrough_hosts_and_their_backends_are_shown() {
+        let plane = DataPlane::default();
+        let pass = backend("pass", ServicePortRef::Number(443));
+        let mut backends = BTreeMap::clone(&endpoints());
+        let relay = Endpoint::Socket("10.0.0.9:8443".parse().expect("socket address"));
+        backends.insert(pass.clone(), vec![relay]);
+        plane.apply(&table(), &Arc::new(backends), &TlsTable::default());
+        let mut passthrough = PassthroughTable::default();
+        passthrough.insert(
+            HostMatch::parse("*.pass.example").expect("valid host"),
+            Passthrough {
+                backend: backend("web", ServicePortRef::Number(80)),
+                ingress: ingress("web"),
+            },
+        );
+        passthrough.insert(
+            HostMatch::parse("pass.example").expect("valid host"),
+            Passthrough {
+                backend: pass,
+                ingress: ingress("pass"),
+            },
+        );
+        assert!(plane.apply_passthrough(&passthrough));
+
+        let view = serde_json::to_value(routes_view(&plane)).expect("serializes");
+        assert_eq!(
+            view["passthrough"],
+            json!([
+                {
+                    "host": "pass.example",
+                    "backend": {
+                        "name": "shop/pass:443", "namespace": "shop", "service": "pass",
+                        "port": 443
+                    },
+                    "ingress": "shop/pass"
+                },
+                {
+                    "host": "*.pass.example",
+                    "backend": {
+                        "name": "shop/web:80", "namespace": "shop", "service": "web", "port": 80
+                    },
+                    "ingress": "shop/web"
+                }
+            ]),
+            "{view:#}"
+        );
+        assert_eq!(
+            view["backends"][1],
+            json!({
+                "name": "shop/pass:443", "namespace": "shop", "service": "pass", "port": 443,
+                "endpoints": [
+                    {"address": "10.0.0.9:8443", "state": "ready", "consecutive_failures": 0}
+                ]
+            }),
+            "a backend only passthrough hosts lead to is listed with its endpoints: {view:#}"
+        );
+        let names: Vec<&str> = view["backends"]
+            .as_array()
+            .expect("backends")
+            .iter()
+            .filter_map(|backend| backend["name"].as_str())
+            .collect();
+        assert_eq!(names, ["shop/api:http", "shop/pass:443", "shop/web:80"]);
+    }
+
+    #[test]
     fn an_empty_plane_has_an_empty_view() {
         let view = serde_json::to_value(routes_view(&DataPlane::default())).expect("serializes");
         assert_eq!(
@@ -534,6 +638,7 @@ mod tests {
             json!({
                 "hosts": [],
                 "default_backend": null,
+                "passthrough": [],
                 "backends": [],
                 "tls": {"hosts": [], "default_certificate": null}
             })

@@ -47,8 +47,8 @@ pub use balancer::{Balancer, RoundRobin};
 pub use body::BodyTooLarge;
 pub use canary::CanaryTarget;
 pub use debug_routes::{
-    BackendRef, BackendView, CertificateView, EndpointState, EndpointView, HostView, PathView,
-    PortView, RouteView, RoutesView, TlsHostView, TlsView, routes_view,
+    BackendRef, BackendView, CertificateView, EndpointState, EndpointView, HostView,
+    PassthroughView, PathView, PortView, RouteView, RoutesView, TlsHostView, TlsView, routes_view,
 };
 pub use error::{AuthRefusal, Fault, ProxyError, TimeoutPhase};
 pub use listener::{Proxy, ProxySettings};

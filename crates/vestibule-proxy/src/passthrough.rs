@@ -15,7 +15,7 @@ use http::uri::Authority;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use vestibule_routing::{BackendId, HostMap, Passthrough, PassthroughTable};
+use vestibule_routing::{BackendId, HostMap, HostMatch, Passthrough, PassthroughTable};
 use vestibule_tls::{ClientHello, read_client_hello};
 
 use crate::handler::Handler;
@@ -95,6 +95,11 @@ impl LivePassthrough {
     /// The target of connections asking for server name `host`.
     pub(crate) fn get(&self, host: &str) -> Option<&Arc<PassthroughTarget>> {
         self.hosts.get(host)
+    }
+
+    /// Every passthrough host pattern and its target, in precedence order.
+    pub(crate) fn targets(&self) -> Vec<(HostMatch, &Arc<PassthroughTarget>)> {
+        self.hosts.iter()
     }
 
     /// Whether no host is passed through.

@@ -30,6 +30,7 @@ pub fn run(args: &RoutesArgs) -> ExitCode {
     let translation = translate(&scan.snapshot, &translator_options(&args.translation));
     let plane = DataPlane::default();
     plane.apply(&translation.routes, &translation.backends, &translation.tls);
+    plane.apply_passthrough(&translation.passthrough);
     let json = routes_view(&plane).to_pretty_json();
     let mut stdout = std::io::stdout().lock();
     if let Err(error) = stdout

@@ -60,7 +60,7 @@ async fn site() -> Site {
 }
 
 /// The `backend` field of a route to Service `name` port 80 in `default`.
-fn backend(name: &str) -> Value {
+pub(crate) fn backend(name: &str) -> Value {
     json!({
         "name": format!("default/{name}:80"),
         "namespace": "default",
@@ -82,7 +82,7 @@ fn rule(path: &str, path_type: &str, service: &str, ingress: &str, tls: bool) ->
 }
 
 /// GET `/debug/routes` on the admin listener.
-async fn debug_routes(vestibule: &Vestibule) -> Value {
+pub(crate) async fn debug_routes(vestibule: &Vestibule) -> Value {
     let answer = get(&format!("http://{}/debug/routes", vestibule.admin), &[])
         .await
         .expect("an answer");
@@ -98,7 +98,7 @@ async fn debug_routes(vestibule: &Vestibule) -> Value {
 }
 
 /// The endpoint addresses of backend `name` (`namespace/service:port`) in a view, sorted.
-fn endpoint_addresses(view: &Value, name: &str) -> Vec<String> {
+pub(crate) fn endpoint_addresses(view: &Value, name: &str) -> Vec<String> {
     let backend = view["backends"]
         .as_array()
         .expect("backends")
@@ -119,17 +119,18 @@ fn endpoint_addresses(view: &Value, name: &str) -> Vec<String> {
     addresses
 }
 
-/// `vestibule routes --manifests DIR`.
-fn routes_command(dir: &Path) -> Output {
+/// `vestibule routes --manifests DIR` with `flags`.
+pub(crate) fn routes_command(dir: &Path, flags: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vestibule"))
         .args(["routes", "--manifests"])
         .arg(dir)
+        .args(flags)
         .output()
         .expect("vestibule runs")
 }
 
 /// A view without the endpoints' health, which depends on the traffic so far.
-fn without_health(mut view: Value) -> Value {
+pub(crate) fn without_health(mut view: Value) -> Value {
     for backend in view["backends"].as_array_mut().into_iter().flatten() {
         for endpoint in backend["endpoints"].as_array_mut().into_iter().flatten() {
             if let Some(endpoint) = endpoint.as_object_mut() {
@@ -173,6 +174,7 @@ async fn debug_routes_shows_hosts_paths_backends_endpoints_and_certificates() {
             "https_redirect": false,
         })
     );
+    assert_eq!(view["passthrough"], json!([]), "{view:#}");
     let names: Vec<&str> = view["backends"]
         .as_array()
         .expect("backends")
@@ -273,7 +275,7 @@ async fn debug_routes_follows_changes_and_endpoint_health() {
 #[tokio::test]
 async fn the_routes_command_prints_what_debug_routes_serves() {
     let site = site().await;
-    let output = routes_command(site.manifests.path());
+    let output = routes_command(site.manifests.path(), &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
     assert!(
@@ -308,7 +310,7 @@ async fn the_routes_command_exits_1_on_warnings_and_2_without_a_directory() {
             ],
         ),
     );
-    let output = routes_command(manifests.path());
+    let output = routes_command(manifests.path(), &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
     let warnings: Vec<&str> = stderr
@@ -326,7 +328,7 @@ async fn the_routes_command_exits_1_on_warnings_and_2_without_a_directory() {
     assert_eq!(printed["hosts"][0]["host"], "shop.example", "{printed:#}");
 
     let missing = manifests.path().join("missing");
-    let output = routes_command(&missing);
+    let output = routes_command(&missing, &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains("does not exist"), "{stderr}");

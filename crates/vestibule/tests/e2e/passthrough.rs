@@ -2,6 +2,7 @@
 //! reach a real TLS backend unterminated (the client sees the backend's own certificate), other
 //! server names on the same port are terminated as before, the annotation is ignored without
 //! the flag, hostile first bytes are closed, and relayed connections outlive unrelated changes.
+//! `/debug/routes` and `vestibule routes` show the passthrough hosts.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,9 +13,13 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::debug_routes::{
+    backend, debug_routes, endpoint_addresses, routes_command, without_health,
+};
 use crate::support::tls::*;
 use crate::support::*;
 
@@ -52,6 +57,8 @@ async fn tls_backend(name: &'static str, pair: &KeyPair) -> SocketAddr {
 struct Site {
     manifests: Manifests,
     vestibule: Vestibule,
+    /// The endpoint of `pass`, the TLS backend.
+    pass: SocketAddr,
     backend_certificate: KeyPair,
     other_certificate: KeyPair,
 }
@@ -94,6 +101,7 @@ async fn start_site(flags: &[&str]) -> Site {
     Site {
         manifests,
         vestibule,
+        pass,
         backend_certificate,
         other_certificate,
     }
@@ -138,6 +146,37 @@ async fn passthrough_hosts_reach_the_backends_own_tls() {
         ),
         "{text}"
     );
+
+    let view = debug_routes(&site.vestibule).await;
+    assert_eq!(
+        view["passthrough"],
+        json!([{"host": "pass.example", "backend": backend("pass"), "ingress": "default/pass"}]),
+        "{view:#}"
+    );
+    assert_eq!(
+        endpoint_addresses(&view, "default/pass:80"),
+        [site.pass.to_string()]
+    );
+}
+
+#[tokio::test]
+async fn the_routes_command_prints_the_passthrough_hosts_debug_routes_serves() {
+    let flag = "--enable-ssl-passthrough";
+    let site = start_site(&[flag]).await;
+    let output = routes_command(site.manifests.path(), &[flag]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(
+        printed["passthrough"][0]["host"], "pass.example",
+        "{printed:#}"
+    );
+    let served = debug_routes(&site.vestibule).await;
+    assert_eq!(without_health(printed), without_health(served));
 }
 
 #[tokio::test]
@@ -152,6 +191,8 @@ async fn without_the_flag_the_annotation_is_ignored_with_a_warning() {
         certifies(&served, "vestibule.invalid"),
         "Vestibule's own default certificate"
     );
+    let view = debug_routes(&site.vestibule).await;
+    assert_eq!(view["passthrough"], json!([]), "{view:#}");
 }
 
 #[tokio::test]
