@@ -104,6 +104,13 @@ def _mib(kib):
     return f"{number(None if kib is None else kib / 1024, 1)} MiB"
 
 
+def _ready(figures):
+    each = figures.get("ready_each_s")
+    if not each:
+        return _ms(figures["ready_s"])
+    return f"{_ms(figures['ready_s'])} ({', '.join(number(ready * 1000) for ready in each)})"
+
+
 def _changes(phase):
     missed = f", {phase['missed']} never routed" if phase["missed"] else ""
     return f"{number(phase['p50'])} / {number(phase['p99'])} / {number(phase['max'])} ms (n={phase['n']}{missed})"
@@ -114,7 +121,8 @@ def scale_section(s):
     vt = v.get("translation_change_ms") or {}
     first = v["translation_first_us"]
     rows = [
-        ("Start to ready (Vestibule: /readyz answers 200; nginx: first answer)", _ms(v["ready_s"]), _ms(n["routed_s"]), _ms(ns["routed_s"])),
+        ("Start to ready (Vestibule: /readyz answers 200, median of its starts; nginx: first answer)",
+         _ready(v), _ms(n["routed_s"]), _ms(ns["routed_s"])),
         ("Start to the last Ingress's route answering", _ms(v["routed_s"]), _ms(n["routed_s"]), _ms(ns["routed_s"])),
         ("Memory after start: VmRSS (nginx: summed over master + worker)", _mib(v["rss_kib"]), _mib(n["rss_kib"]), _mib(ns["rss_kib"])),
         ("Memory after start: PSS (shared pages counted once)", "–", _mib(n["pss_kib"]), _mib(ns["pss_kib"])),

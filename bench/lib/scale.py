@@ -3,6 +3,7 @@
 import os
 import random
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -16,6 +17,8 @@ sys.path.insert(0, os.path.join(BENCH, "scale"))
 import generate  # noqa: E402
 
 SCRIPT = os.path.join(BENCH, "config", "scale.lua")
+# Vestibule is started this many times; start to ready is the median.
+READY_STARTS = 3
 
 
 def poll_until(port, host, path, timeout=15.0):
@@ -88,6 +91,16 @@ def run(env, ingresses, changes, nginx_reloads, log):
     return result
 
 
+def start_to_ready(env, argv, admin):
+    """Seconds from starting Vestibule to /readyz answering 200; stops it again."""
+    started = time.monotonic()
+    proc = env.procs.start("scale-vestibule-start", argv, cpus=env.proxy_cpus)
+    wait_for(admin, "localhost", "/readyz", timeout=120, interval=0.002, proc=proc)
+    ready = time.monotonic() - started
+    env.procs.stop("scale-vestibule-start")
+    return ready
+
+
 def run_vestibule(env, out, ingresses, changes, log):
     idle_changes, loaded_changes = changes
     http, https, admin = free_ports(3)
@@ -100,10 +113,13 @@ def run_vestibule(env, out, ingresses, changes, log):
     ]
     figures = {}
     other = OtherCpu(env.procs).start()
+    starts = [start_to_ready(env, argv, admin) for _ in range(READY_STARTS - 1)]
     started = time.monotonic()
     proc = env.procs.start("scale-vestibule", argv, cpus=env.proxy_cpus)
     wait_for(admin, "localhost", "/readyz", timeout=120, interval=0.002, proc=proc)
-    figures["ready_s"] = time.monotonic() - started
+    starts.append(time.monotonic() - started)
+    figures["ready_s"] = statistics.median(starts)
+    figures["ready_each_s"] = starts
     wait_for(http, generate.host(ingresses - 1), "/web", timeout=30, proc=proc)
     figures["routed_s"] = time.monotonic() - started
     time.sleep(1)
@@ -111,7 +127,8 @@ def run_vestibule(env, out, ingresses, changes, log):
     figures["hwm_kib"] = status_field(proc.pid, "VmHWM")
     initial = translation_times(env.procs.log("scale-vestibule"))
     figures["translation_first_us"] = initial[0] if initial else None
-    log(f"scale: Vestibule ready in {figures['ready_s']:.3f}s, RSS {figures['rss_kib']} KiB")
+    each = ", ".join(f"{ready:.3f}" for ready in starts)
+    log(f"scale: Vestibule ready in {figures['ready_s']:.3f}s (median of {each}), RSS {figures['rss_kib']} KiB")
 
     ingress_dir = os.path.join(manifests, "ingresses")
 
