@@ -174,6 +174,11 @@ impl<T> RouteTable<T> {
         self.hosts.get(host).map(AsRef::as_ref)
     }
 
+    /// The virtual host of exactly the host pattern `host` (not the one a request would select).
+    pub fn virtual_host_of(&self, host: &HostMatch) -> Option<&VirtualHost<T>> {
+        self.hosts.get_pattern(host).map(AsRef::as_ref)
+    }
+
     /// Every virtual host, in precedence order.
     pub fn virtual_hosts(&self) -> Vec<&VirtualHost<T>> {
         self.hosts
@@ -395,6 +400,25 @@ mod tests {
 
     fn route(table: &RouteTable<&'static str>, host: &str, path: &str) -> Option<&'static str> {
         table.route(host, path).map(|selected| *selected.target())
+    }
+
+    #[test]
+    fn a_virtual_host_is_found_by_its_own_pattern() {
+        let root = || PathMatch::prefix("/");
+        let table = table(&[
+            ("*.example.com", root(), "wildcard"),
+            ("a.example.com", root(), "exact"),
+        ]);
+        let pattern = |host: &str| HostMatch::parse(host).expect("valid host");
+        let host_of = |host: &str| table.virtual_host_of(&pattern(host)).map(VirtualHost::host);
+        assert_eq!(host_of("*.example.com"), Some(&pattern("*.example.com")));
+        assert_eq!(host_of("a.example.com"), Some(&pattern("a.example.com")));
+        assert_eq!(
+            host_of("b.example.com"),
+            None,
+            "a pattern, not a request host"
+        );
+        assert_eq!(host_of(""), None);
     }
 
     #[test]

@@ -67,10 +67,7 @@ impl Requests {
                 if passthrough.get_pattern(&host).is_some() {
                     continue;
                 }
-                let vhost = table
-                    .virtual_hosts()
-                    .into_iter()
-                    .find(|vhost| *vhost.host() == host);
+                let vhost = table.virtual_host_of(&host);
                 let Some((vhost, root)) = vhost.and_then(|vhost| Some((vhost, root_rule(vhost)?)))
                 else {
                     warn(
