@@ -26,6 +26,10 @@ const KEYWORDS: [&str; 12] = [
     "true", "false", "null", "yes", "no", "on", "off", "y", "n", "nan", "inf", "infinity",
 ];
 
+/// The letters YAML numbers and dates can hold: hexadecimal digits, radix prefixes, the
+/// exponent (among the digits), and a date's `T` and `Z`.
+const NUMBER_LETTERS: &[u8] = b"abcdefABCDEFxXoOtTzZ";
+
 /// A collection being read.
 enum Open {
     Sequence(Vec<Value>),
@@ -130,7 +134,8 @@ fn plain_scalar(scalar: &str) -> Option<Value> {
     let is_text = match bytes[0] {
         b'/' => true,
         first if first.is_ascii_alphabetic() => !is_keyword(scalar),
-        _ => is_dotted_numbers(scalar),
+        first if first.is_ascii_digit() => is_dotted_numbers(scalar) || has_unit(bytes),
+        _ => false,
     };
     is_text.then(|| Value::String(scalar.to_owned()))
 }
@@ -139,6 +144,13 @@ fn is_keyword(scalar: &str) -> bool {
     KEYWORDS
         .iter()
         .any(|keyword| scalar.eq_ignore_ascii_case(keyword))
+}
+
+/// Whether a scalar holds a letter that no YAML number or date has, as `8m`, `30s` or `1Gi` do.
+fn has_unit(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .any(|byte| byte.is_ascii_alphabetic() && !NUMBER_LETTERS.contains(byte))
 }
 
 /// Three or more runs of digits joined by single dots, such as an IPv4 address or a version.
@@ -181,6 +193,7 @@ mod tests {
             "# leading\n---\na: [1, two, \"3\"]\n---\n~\n---\nb: |\n  line one\n  line two\nc: >\n  folded\n  text\n...\n"
         ));
         assert!(agrees("plain: multi\n  line text\nempty:\nnone: ~\n"));
+        assert!(agrees("size: 8m\ntimeout: 30s\nmemory: 1Gi\n"));
         assert!(agrees(""));
         assert!(agrees("just text"));
     }
@@ -196,6 +209,9 @@ mod tests {
             "? [a]\n: b\n",
             "a: [unclosed\n",
             "a: 1.5\n",
+            "a: 1e3\n",
+            "a: 0x1F\n",
+            "a: 2001-12-14t21:59:43Z\n",
             "a: yes\n",
             "a: 0755\n",
             "a: -1\n",
@@ -208,11 +224,12 @@ mod tests {
     }
 
     /// Every plain scalar of up to four characters from an alphabet that reaches numbers,
-    /// keywords, dates and addresses, read both ways.
+    /// keywords, dates, addresses and quantities, read both ways.
     #[test]
     fn plain_scalars_mean_what_serde_saphyr_says() {
         let alphabet = [
-            '0', '1', '9', '.', '-', '+', ':', 'e', 'x', 'n', 'o', 'y', '_', '/', '~',
+            '0', '1', '9', '.', '-', '+', ':', 'e', 'x', 'n', 'o', 'y', '_', '/', '~', 'm', 'G',
+            'T',
         ];
         let mut scalars = vec![String::new()];
         for _ in 0..4 {
