@@ -134,7 +134,9 @@ fn plain_scalar(scalar: &str) -> Option<Value> {
     let is_text = match bytes[0] {
         b'/' => true,
         first if first.is_ascii_alphabetic() => !is_keyword(scalar),
-        first if first.is_ascii_digit() => is_dotted_numbers(scalar) || has_unit(bytes),
+        first if first.is_ascii_digit() => {
+            is_dotted_numbers(scalar) || has_unit(bytes) || is_uuid(bytes)
+        }
         _ => false,
     };
     is_text.then(|| Value::String(scalar.to_owned()))
@@ -151,6 +153,15 @@ fn has_unit(bytes: &[u8]) -> bool {
     bytes
         .iter()
         .any(|byte| byte.is_ascii_alphabetic() && !NUMBER_LETTERS.contains(byte))
+}
+
+/// Whether a scalar is a UUID, such as an object's `metadata.uid`: 8-4-4-4-12 hexadecimal digits.
+fn is_uuid(bytes: &[u8]) -> bool {
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(at, byte)| match at {
+            8 | 13 | 18 | 23 => *byte == b'-',
+            _ => byte.is_ascii_hexdigit(),
+        })
 }
 
 /// Three or more runs of digits joined by single dots, such as an IPv4 address or a version.
@@ -194,6 +205,8 @@ mod tests {
         ));
         assert!(agrees("plain: multi\n  line text\nempty:\nnone: ~\n"));
         assert!(agrees("size: 8m\ntimeout: 30s\nmemory: 1Gi\n"));
+        assert!(agrees("uid: 5b0c3f3e-7d0c-4c55-9f55-5a4c1d0b8f1a\n"));
+        assert!(agrees("uid: 12345678-1234-1234-1234-123456789012\n"));
         assert!(agrees(""));
         assert!(agrees("just text"));
     }
