@@ -5,20 +5,21 @@ use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use http::header::InvalidHeaderValue;
-use http::header::{CONNECTION, HOST, UPGRADE};
+use http::header::{CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::hex::write_hex;
 
-/// Hop-by-hop headers (RFC 9110 section 7.6.1) that are never forwarded.
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "proxy-connection",
-    "keep-alive",
-    "te",
-    "transfer-encoding",
-    "upgrade",
-    "trailer",
+/// Hop-by-hop headers (RFC 9110 section 7.6.1) that are never forwarded; names made once, as
+/// removing by a string would parse it on every request.
+static HOP_BY_HOP: [HeaderName; 7] = [
+    CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    TE,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    TRAILER,
 ];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -118,14 +119,14 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderVa
         .filter(|token| {
             !HOP_BY_HOP
                 .iter()
-                .any(|name| name.eq_ignore_ascii_case(token))
+                .any(|name| name.as_str().eq_ignore_ascii_case(token))
         })
         .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .collect();
     for name in listed {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     if let Some(protocol) = upgrade {
