@@ -1,7 +1,8 @@
 //! `translate`, and a `Translator` after a change to one Ingress, on generated snapshots of 1,000
 //! and 10,000 Ingresses (3 paths each, one Service
 //! with one EndpointSlice of 3 ready endpoints per Ingress). The snapshot is decoded from YAML
-//! once, outside the timed loop. Run with `cargo bench -p vestibule-translator`.
+//! once, outside the timed loop; decoding the same manifests, which is most of a start in file
+//! mode, is timed on its own. Run with `cargo bench -p vestibule-translator`.
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -105,5 +106,23 @@ fn translation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, translation);
+/// `decode_manifest` on the manifests of 1,000 applications, one application per call as the
+/// manifest directory reads them.
+fn decoding(c: &mut Criterion) {
+    let texts: Vec<String> = (0..1_000).map(manifests).collect();
+    let mut group = c.benchmark_group("decode_manifest");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("1000_applications", |b| {
+        b.iter(|| {
+            for text in &texts {
+                black_box(decode_manifest(black_box(text), ManifestFormat::Yaml).expect("valid"));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, translation, decoding);
 criterion_main!(benches);
