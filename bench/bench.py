@@ -174,8 +174,8 @@ def run_loads(env, names, seconds, repeats, quiet_wait, patience):
 
 
 def run_criterion():
-    """`cargo bench` of decoding, the translator and the routing table; returns (name, low, mid, high)
-    rows as criterion prints them."""
+    """`cargo bench` of decoding, the translator and the routing table; returns
+    (name, low, mid, high) rows as criterion prints them."""
     root = os.path.dirname(BENCH)
     done = subprocess.run(["cargo", "bench", "-p", "vestibule-routing", "-p", "vestibule-translator"],
                           cwd=root, capture_output=True, text=True)
