@@ -7,10 +7,10 @@
 //! read replayed into the normal TLS termination. A relayed connection survives configuration
 //! changes until its host or its endpoint is removed.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use http::uri::Authority;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -1,10 +1,10 @@
 //! The one point where the control plane hands configuration to the data plane.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
+use foldhash::{HashMap, HashSet, HashSetExt};
 use tokio::sync::watch;
 use vestibule_routing::{BackendId, Backends, PassthroughTable, Previous, Route, RouteTable};
 use vestibule_tls::TlsTable;

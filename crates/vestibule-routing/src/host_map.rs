@@ -1,12 +1,16 @@
 //! Values keyed by host pattern and looked up by request host.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use crate::host::{HostMatch, normalize_request_host, wildcard_suffix};
 
 /// A map from host patterns to values, looked up the way the Ingress spec selects a host:
 /// exact name first, then a one-label wildcard, then the entry without a host.
+///
+/// Hashed with foldhash rather than std's SipHash, as every request looks its host up here; the
+/// seed is random per map, as std's is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostMap<T> {
     exact: HashMap<Arc<str>, T>,
@@ -17,8 +21,8 @@ pub struct HostMap<T> {
 impl<T> Default for HostMap<T> {
     fn default() -> Self {
         Self {
-            exact: HashMap::new(),
-            wildcard: HashMap::new(),
+            exact: HashMap::default(),
+            wildcard: HashMap::default(),
             any: None,
         }
     }

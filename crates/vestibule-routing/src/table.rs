@@ -1,7 +1,8 @@
 //! The routing table: virtual hosts, their path rules and the default backend.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use foldhash::{HashMap, HashMapExt};
 
 use crate::host::HostMatch;
 use crate::host_map::HostMap;

@@ -5,9 +5,9 @@
 //! translation saw, the host it built is taken over as is, so a change to one Ingress rebuilds
 //! only the hosts that Ingress names.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashMapExt, HashSet};
 use vestibule_routing::HostMatch;
 
 use crate::plan::IngressPlan;

@@ -25,8 +25,7 @@ mod rules;
 mod tls;
 mod warning;
 
-use std::collections::HashSet;
-
+use foldhash::HashSet;
 use vestibule_resources::Snapshot;
 use vestibule_routing::{Backends, HostMatch, IngressRef, PassthroughTable, Route, RouteTable};
 use vestibule_tls::TlsTable;

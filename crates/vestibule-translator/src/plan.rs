@@ -1,8 +1,8 @@
 //! What one Ingress brings to the translation, read once per version of the Ingress.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use vestibule_resources::Snapshot;

@@ -3,9 +3,9 @@
 //! becomes a regular expression matched case-insensitively from the start of the request path,
 //! whichever Ingress it comes from. `Exact` paths stay exact.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
+use foldhash::{HashSet, HashSetExt};
 use k8s_openapi::api::networking::v1::Ingress;
 use vestibule_routing::{HostMatch, PathMatch, RoutePolicy};
 

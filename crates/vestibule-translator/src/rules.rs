@@ -1,9 +1,9 @@
 //! Ingress rules into virtual hosts, one host at a time, and default backends.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
+use foldhash::HashSet;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use vestibule_routing::{
     BackendId, CanaryRule, HostMatch, IngressRef, PathMatch, Route, RouteTableBuilder,

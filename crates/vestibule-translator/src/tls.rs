@@ -1,8 +1,8 @@
 //! `spec.tls` into the certificate for each server name.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashMapExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use vestibule_resources::{ObjectKey, ObjectKind, Snapshot};

@@ -16,10 +16,11 @@ mod rewrite;
 mod settings;
 mod values;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashMapExt};
 use k8s_openapi::api::networking::v1::Ingress;
 use vestibule_resources::Snapshot;
 use vestibule_routing::{CanaryRule, HostMatch, RoutePolicy};
