@@ -16,7 +16,8 @@ use serde_json::{Map, Value};
 const MAX_DEPTH: usize = 32;
 /// More nodes in one text are left to serde-saphyr, whose own limit is 250,000.
 const MAX_NODES: usize = 100_000;
-/// More documents in one text are left to serde-saphyr, whose own limit is 1,024.
+/// More documents in one text, null ones included, are left to serde-saphyr, whose own limit is
+/// 1,024.
 const MAX_DOCUMENTS: usize = 512;
 /// More scalar text is left to serde-saphyr, whose own limit is 64 MiB.
 const MAX_SCALAR_BYTES: usize = 16 << 20;
@@ -45,10 +46,19 @@ pub(crate) fn read_documents(text: &str) -> Option<Vec<Value>> {
     let mut open: Vec<Open> = Vec::new();
     let mut nodes = 0;
     let mut scalar_bytes = 0;
+    let mut ended = 0;
     for event in Parser::new_from_str_with_options(text, options) {
         let (event, _span) = event.ok()?;
         let value = match event {
-            Event::StreamStart | Event::DocumentStart(_, None) | Event::DocumentEnd => continue,
+            Event::StreamStart | Event::DocumentStart(_, None) => continue,
+            Event::DocumentEnd => {
+                // Null documents count towards serde-saphyr's limit too.
+                ended += 1;
+                if ended > MAX_DOCUMENTS {
+                    return None;
+                }
+                continue;
+            }
             Event::StreamEnd => break,
             Event::Scalar(scalar, style, 0, None) => {
                 scalar_bytes += scalar.len();
@@ -90,12 +100,7 @@ pub(crate) fn read_documents(text: &str) -> Option<Vec<Value>> {
         }
         match open.last_mut() {
             None if value.is_null() => {}
-            None => {
-                documents.push(value);
-                if documents.len() > MAX_DOCUMENTS {
-                    return None;
-                }
-            }
+            None => documents.push(value),
             Some(Open::Sequence(items)) => items.push(value),
             Some(Open::Mapping(entries, pending_key)) => match pending_key.take() {
                 None => {
@@ -234,6 +239,12 @@ mod tests {
         }
         let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
         assert_eq!(read_documents(&deep), None);
+        let empty_documents = "---\n~\n".repeat(MAX_DOCUMENTS + 1);
+        assert_eq!(read_documents(&empty_documents), None);
+        assert_eq!(
+            read_documents(&"---\n~\n".repeat(MAX_DOCUMENTS)),
+            Some(vec![])
+        );
     }
 
     /// Every plain scalar of up to four characters from an alphabet that reaches numbers,
