@@ -35,7 +35,10 @@ use vestibule_routing::{AuthMethod, BackendProtocol, ExternalAuth, Limits};
 use crate::body::UpstreamBody;
 use crate::clients::UpstreamClients;
 use crate::error::{AuthRefusal, ProxyError};
-use crate::forward::{Origin, X_REQUEST_ID, new_request_id, strip_hop_by_hop};
+use crate::forward::{
+    Origin, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REAL_IP, X_REQUEST_ID,
+    new_request_id, strip_hop_by_hop,
+};
 use crate::handler::discard;
 use crate::policy::RequestFacts;
 
@@ -44,10 +47,6 @@ static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-metho
 static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 static X_SCHEME: HeaderName = HeaderName::from_static("x-scheme");
 static X_SENT_FROM: HeaderName = HeaderName::from_static("x-sent-from");
-static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_AUTH_REQUEST_REDIRECT: HeaderName = HeaderName::from_static("x-auth-request-redirect");
 
 /// What the authentication service's admission adds to the exchange.

@@ -19,14 +19,11 @@ use super::route::Routed;
 use crate::body::UpstreamBody;
 use crate::error::ProxyError;
 use crate::forward::{
-    Origin, X_REQUEST_ID, add_forwarding_headers, propagate_trace, requested_upgrade,
-    strip_hop_by_hop,
+    Origin, X_FORWARDED_PREFIX, X_REQUEST_ID, add_forwarding_headers, propagate_trace,
+    requested_upgrade, strip_hop_by_hop,
 };
 use crate::grpc;
 use crate::rewrite;
-
-/// The path prefix a route's backend is published under (`x-forwarded-prefix`).
-static X_FORWARDED_PREFIX: http::HeaderName = http::HeaderName::from_static("x-forwarded-prefix");
 
 /// The request as its backend receives it, apart from its body.
 pub(super) struct Outgoing {
