@@ -16,6 +16,7 @@ mod leader;
 mod slices;
 mod source;
 mod status;
+mod summarized;
 
 pub use error::ClusterError;
 pub use events::EventPublisher;

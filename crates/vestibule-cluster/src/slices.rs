@@ -1,11 +1,9 @@
 //! EndpointSlices in whichever API version the server offers.
 
-use std::sync::Arc;
-
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::reflector::Store;
 use kube::{Client, Discovery};
+use vestibule_resources::EndpointSliceSummary;
 
 use crate::error::ClusterError;
 
@@ -47,25 +45,24 @@ impl SliceVersion {
     }
 }
 
-/// A store of EndpointSlices in the version being watched.
-pub(crate) enum SliceStore {
-    /// Typed v1 slices.
-    V1(Store<EndpointSlice>),
-    /// v1beta1 slices, converted to v1 when read.
-    V1Beta1(Store<DynamicObject>),
-}
-
-impl SliceStore {
-    /// Every slice, as v1.
-    pub fn slices(&self) -> Vec<Arc<EndpointSlice>> {
-        match self {
-            Self::V1(store) => store.state(),
-            Self::V1Beta1(store) => store
-                .state()
-                .iter()
-                .filter_map(|slice| from_v1beta1(slice).map(Arc::new))
-                .collect(),
-        }
+/// The summary of a v1beta1 slice, read as v1. A slice that does not read as v1 is kept as
+/// one that serves no Service, so whatever it held before is forgotten.
+pub(crate) fn summarize_v1beta1(slice: &DynamicObject) -> EndpointSliceSummary {
+    match from_v1beta1(slice) {
+        Some(slice) => EndpointSliceSummary::from(&slice),
+        None => EndpointSliceSummary {
+            namespace: slice
+                .metadata
+                .namespace
+                .as_deref()
+                .unwrap_or_default()
+                .into(),
+            name: slice.metadata.name.as_deref().unwrap_or_default().into(),
+            service: None,
+            fqdn: false,
+            ports: Box::default(),
+            ready_addresses: Box::default(),
+        },
     }
 }
 
@@ -100,9 +97,25 @@ mod tests {
             "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]
         }))
         .expect("dynamic object");
-        let slice = from_v1beta1(&beta).expect("converts");
-        assert_eq!(slice.endpoints[0].addresses, ["10.0.0.1"]);
-        assert_eq!(slice.ports.as_ref().expect("ports")[0].port, Some(8080));
-        assert_eq!(slice.metadata.namespace.as_deref(), Some("shop"));
+        let slice = summarize_v1beta1(&beta);
+        assert_eq!(slice.service.as_deref(), Some("web"));
+        assert_eq!(&*slice.ready_addresses, [Box::from("10.0.0.1")]);
+        assert_eq!(slice.ports[0].port, Some(8080));
+        assert_eq!(&*slice.namespace, "shop");
+    }
+
+    #[test]
+    fn a_v1beta1_slice_that_does_not_read_as_v1_serves_no_service() {
+        let broken: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "discovery.k8s.io/v1beta1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": "web-1", "namespace": "shop", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "endpoints": "not a list"
+        }))
+        .expect("dynamic object");
+        let slice = summarize_v1beta1(&broken);
+        assert_eq!((&*slice.namespace, &*slice.name), ("shop", "web-1"));
+        assert_eq!(slice.service, None);
     }
 }

@@ -5,21 +5,23 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
+use futures_util::{Stream, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::{Api, DynamicObject};
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::reflector::store::Writer;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, Lookup, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, mpsc};
-use vestibule_resources::Snapshot;
+use vestibule_resources::{EndpointSliceSummary, ServiceSummary, Snapshot};
 
 use crate::error::ClusterError;
-use crate::slices::{SliceStore, SliceVersion};
+use crate::slices::{SliceVersion, summarize_v1beta1};
+use crate::summarized::{Summarized, Summary, summaries, summarize_event};
 
 /// TLS Secrets hold certificates. Only they and Opaque Secrets (which hold `auth-secret`
 /// credentials) are read, so a large cluster's other Secrets (Helm releases, service account
@@ -32,8 +34,8 @@ const OPAQUE_SECRETS: &str = "type=Opaque";
 struct Stores {
     ingresses: Store<Ingress>,
     ingress_classes: Store<IngressClass>,
-    services: Store<Service>,
-    slices: SliceStore,
+    services: Store<Summarized<ServiceSummary>>,
+    slices: Store<Summarized<EndpointSliceSummary>>,
     endpoints: Store<Endpoints>,
     secrets: Store<Secret>,
     opaque_secrets: Store<Secret>,
@@ -42,11 +44,7 @@ struct Stores {
 impl Stores {
     /// Waits until every store has completed its first list.
     async fn ready(&self) -> bool {
-        let slices_ready = match &self.slices {
-            SliceStore::V1(store) => store.wait_until_ready().await,
-            SliceStore::V1Beta1(store) => store.wait_until_ready().await,
-        };
-        slices_ready.is_ok()
+        self.slices.wait_until_ready().await.is_ok()
             && self.ingresses.wait_until_ready().await.is_ok()
             && self.ingress_classes.wait_until_ready().await.is_ok()
             && self.services.wait_until_ready().await.is_ok()
@@ -59,8 +57,8 @@ impl Stores {
         Snapshot {
             ingresses: self.ingresses.state(),
             ingress_classes: self.ingress_classes.state(),
-            services: self.services.state(),
-            endpoint_slices: self.slices.slices(),
+            services: summaries(&self.services),
+            endpoint_slices: summaries(&self.slices),
             endpoints: self.endpoints.state(),
             secrets: [self.secrets.state(), self.opaque_secrets.state()].concat(),
         }
@@ -87,7 +85,11 @@ pub async fn watch(
     let scope = ApiScope(client.clone(), namespace.clone());
     let all = watcher::Config::default;
     let slices = match version {
-        SliceVersion::V1 => SliceStore::V1(reflect(scope.api(), all(), &changed, ())),
+        SliceVersion::V1 => {
+            reflect_summaries(scope.api::<EndpointSlice>(), all(), &changed, |slice| {
+                EndpointSliceSummary::from(slice)
+            })
+        }
         SliceVersion::V1Beta1 => {
             let resource = SliceVersion::v1beta1_resource();
             let api = match &namespace {
@@ -96,13 +98,15 @@ pub async fn watch(
                 }
                 None => Api::<DynamicObject>::all_with(client.clone(), &resource),
             };
-            SliceStore::V1Beta1(reflect(api, all(), &changed, resource))
+            reflect_summaries(api, all(), &changed, summarize_v1beta1)
         }
     };
     let stores = Stores {
         ingresses: reflect(scope.api(), all(), &changed, ()),
         ingress_classes: reflect(Api::all(client.clone()), all(), &changed, ()),
-        services: reflect(scope.api(), all(), &changed, ()),
+        services: reflect_summaries(scope.api::<Service>(), all(), &changed, |service| {
+            ServiceSummary::from(service)
+        }),
         slices,
         endpoints: reflect(scope.api(), all(), &changed, ()),
         secrets: reflect(scope.api(), all().fields(TLS_SECRETS), &changed, ()),
@@ -159,8 +163,42 @@ where
     let kind = K::kind(&dynamic_type).into_owned();
     let writer = Writer::new(dynamic_type);
     let store = writer.as_reader();
+    spawn_reflector(kind, writer, watcher(api, config), changed);
+    store
+}
+
+/// Starts a reflector whose store keeps the summary of each object, and returns the store;
+/// every change wakes `changed`.
+fn reflect_summaries<K, S>(
+    api: Api<K>,
+    config: watcher::Config,
+    changed: &Arc<Notify>,
+    summarize: fn(&K) -> S,
+) -> Store<Summarized<S>>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    S: Summary,
+{
+    let writer = Writer::new(());
+    let store = writer.as_reader();
+    let events = watcher(api, config).map_ok(move |event| summarize_event(event, summarize));
+    spawn_reflector(S::KIND.to_owned(), writer, events, changed);
+    store
+}
+
+/// Applies `events` about objects of `kind` to `writer`'s store, retrying with backoff; every
+/// change wakes `changed`.
+fn spawn_reflector<K>(
+    kind: String,
+    writer: Writer<K>,
+    events: impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
+    changed: &Arc<Notify>,
+) where
+    K: Lookup + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
     let changed = changed.clone();
-    let events = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    let events = reflector::reflector(writer, events).default_backoff();
     tokio::spawn(async move {
         let mut events = std::pin::pin!(events);
         while let Some(event) = events.next().await {
@@ -170,5 +208,4 @@ where
             }
         }
     });
-    store
 }

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::{ByteString, Metadata};
 use serde::de::DeserializeOwned;
@@ -10,6 +11,7 @@ use serde_json::Value;
 
 use crate::object::{Object, ObjectKind};
 use crate::quick_yaml;
+use crate::summary::{EndpointSliceSummary, ServiceSummary};
 
 /// The namespace a namespaced object without one is placed in.
 const DEFAULT_NAMESPACE: &str = "default";
@@ -188,10 +190,12 @@ fn decode_value(document: usize, value: Value, out: &mut Vec<Object>) -> Result<
         }
         ObjectKind::IngressClass => Object::IngressClass(Arc::new(typed(value).map_err(invalid)?)),
         ObjectKind::Service => {
-            Object::Service(Arc::new(namespaced(typed(value).map_err(invalid)?)))
+            let service: Service = namespaced(typed(value).map_err(invalid)?);
+            Object::Service(Arc::new(ServiceSummary::from(&service)))
         }
         ObjectKind::EndpointSlice => {
-            Object::EndpointSlice(Arc::new(namespaced(typed(value).map_err(invalid)?)))
+            let slice: EndpointSlice = namespaced(typed(value).map_err(invalid)?);
+            Object::EndpointSlice(Arc::new(EndpointSliceSummary::from(&slice)))
         }
         ObjectKind::Endpoints => {
             Object::Endpoints(Arc::new(namespaced(typed(value).map_err(invalid)?)))

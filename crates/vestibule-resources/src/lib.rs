@@ -7,9 +7,11 @@ mod decode;
 mod object;
 mod quick_yaml;
 mod snapshot;
+mod summary;
 
 pub use decode::{DecodeError, ManifestFormat, decode_manifest};
 pub use object::{Object, ObjectKey, ObjectKind};
 pub use snapshot::{DuplicateObject, Snapshot};
+pub use summary::{EndpointSliceSummary, ServicePortSummary, ServiceSummary, SlicePortSummary};
 
 pub use k8s_openapi;

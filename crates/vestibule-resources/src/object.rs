@@ -3,10 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{Endpoints, Secret};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::summary::{EndpointSliceSummary, ServiceSummary};
 
 /// The kinds of object Vestibule reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -97,10 +98,10 @@ pub enum Object {
     Ingress(Arc<Ingress>),
     /// An IngressClass.
     IngressClass(Arc<IngressClass>),
-    /// A Service.
-    Service(Arc<Service>),
-    /// An EndpointSlice.
-    EndpointSlice(Arc<EndpointSlice>),
+    /// A Service, as much of it as routing reads.
+    Service(Arc<ServiceSummary>),
+    /// An EndpointSlice, as much of it as routing reads.
+    EndpointSlice(Arc<EndpointSliceSummary>),
     /// An Endpoints object.
     Endpoints(Arc<Endpoints>),
     /// A Secret.
@@ -120,26 +121,28 @@ impl Object {
         }
     }
 
-    /// The object's metadata.
-    pub fn metadata(&self) -> &ObjectMeta {
+    /// The object's namespace (empty for cluster-scoped kinds) and name.
+    fn namespace_and_name(&self) -> (&str, &str) {
+        fn metadata(metadata: &ObjectMeta) -> (&str, &str) {
+            (
+                metadata.namespace.as_deref().unwrap_or_default(),
+                metadata.name.as_deref().unwrap_or_default(),
+            )
+        }
         match self {
-            Self::Ingress(o) => &o.metadata,
-            Self::IngressClass(o) => &o.metadata,
-            Self::Service(o) => &o.metadata,
-            Self::EndpointSlice(o) => &o.metadata,
-            Self::Endpoints(o) => &o.metadata,
-            Self::Secret(o) => &o.metadata,
+            Self::Ingress(o) => metadata(&o.metadata),
+            Self::IngressClass(o) => metadata(&o.metadata),
+            Self::Service(o) => (&o.namespace, &o.name),
+            Self::EndpointSlice(o) => (&o.namespace, &o.name),
+            Self::Endpoints(o) => metadata(&o.metadata),
+            Self::Secret(o) => metadata(&o.metadata),
         }
     }
 
     /// The parts of [`Object::key`], borrowed from the object.
     pub(crate) fn borrowed_key(&self) -> (ObjectKind, &str, &str) {
-        let metadata = self.metadata();
-        (
-            self.kind(),
-            metadata.namespace.as_deref().unwrap_or_default(),
-            metadata.name.as_deref().unwrap_or_default(),
-        )
+        let (namespace, name) = self.namespace_and_name();
+        (self.kind(), namespace, name)
     }
 
     /// Whether two objects have the same key, without building either key.
@@ -149,11 +152,11 @@ impl Object {
 
     /// The key that identifies the object.
     pub fn key(&self) -> ObjectKey {
-        let metadata = self.metadata();
+        let (namespace, name) = self.namespace_and_name();
         ObjectKey {
             kind: self.kind(),
-            namespace: metadata.namespace.clone().unwrap_or_default(),
-            name: metadata.name.clone().unwrap_or_default(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
         }
     }
 }

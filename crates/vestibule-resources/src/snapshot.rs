@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use foldhash::{HashSet, HashSetExt};
-use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{Endpoints, Secret};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 
 use crate::object::{Object, ObjectKey};
+use crate::summary::{EndpointSliceSummary, ServiceSummary};
 
 /// Every object of the kinds Vestibule reads, as one consistent, immutable value.
 #[derive(Clone, Debug, Default)]
@@ -17,9 +17,9 @@ pub struct Snapshot {
     /// IngressClasses.
     pub ingress_classes: Vec<Arc<IngressClass>>,
     /// Services.
-    pub services: Vec<Arc<Service>>,
+    pub services: Vec<Arc<ServiceSummary>>,
     /// EndpointSlices.
-    pub endpoint_slices: Vec<Arc<EndpointSlice>>,
+    pub endpoint_slices: Vec<Arc<EndpointSliceSummary>>,
     /// Endpoints, used for Services that have no EndpointSlice.
     pub endpoints: Vec<Arc<Endpoints>>,
     /// Secrets.

@@ -5,9 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
-use k8s_openapi::api::core::v1::{Endpoints, Service, ServicePort};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use vestibule_resources::Snapshot;
+use k8s_openapi::api::core::v1::Endpoints;
+use vestibule_resources::{EndpointSliceSummary, ServicePortSummary, ServiceSummary, Snapshot};
 use vestibule_routing::{BackendId, Backends, Endpoint, IngressRef, Route, ServicePortRef};
 
 use crate::reuse::same_objects;
@@ -45,48 +44,44 @@ pub(crate) fn references<'a>(
     references
 }
 
-const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-
 type Key<'a> = (&'a str, &'a str);
 
 /// The objects of a snapshot indexed by namespace and (Service) name.
 struct Index<'a> {
-    services: HashMap<Key<'a>, &'a Service>,
-    slices: HashMap<Key<'a>, Vec<&'a EndpointSlice>>,
+    services: HashMap<Key<'a>, &'a ServiceSummary>,
+    slices: HashMap<Key<'a>, Vec<&'a EndpointSliceSummary>>,
     endpoints: HashMap<Key<'a>, &'a Endpoints>,
 }
 
 impl<'a> Index<'a> {
     fn new(snapshot: &'a Snapshot) -> Self {
-        let key = |meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-            (
-                meta.namespace.as_deref().unwrap_or_default(),
-                meta.name.as_deref().unwrap_or_default(),
-            )
-        };
-        let mut slices: HashMap<Key<'a>, Vec<&'a EndpointSlice>> = HashMap::new();
+        let mut slices: HashMap<Key<'a>, Vec<&'a EndpointSliceSummary>> = HashMap::new();
         for slice in &snapshot.endpoint_slices {
-            let service = slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|labels| labels.get(SERVICE_NAME_LABEL));
-            if let Some(service) = service {
-                let namespace = slice.metadata.namespace.as_deref().unwrap_or_default();
-                slices.entry((namespace, service)).or_default().push(slice);
+            if let Some(service) = &slice.service {
+                slices
+                    .entry((&slice.namespace, service))
+                    .or_default()
+                    .push(slice);
             }
         }
         Self {
             services: snapshot
                 .services
                 .iter()
-                .map(|service| (key(&service.metadata), service.as_ref()))
+                .map(|service| ((&*service.namespace, &*service.name), service.as_ref()))
                 .collect(),
             slices,
             endpoints: snapshot
                 .endpoints
                 .iter()
-                .map(|endpoints| (key(&endpoints.metadata), endpoints.as_ref()))
+                .map(|endpoints| {
+                    let metadata = &endpoints.metadata;
+                    let key = (
+                        metadata.namespace.as_deref().unwrap_or_default(),
+                        metadata.name.as_deref().unwrap_or_default(),
+                    );
+                    (key, endpoints.as_ref())
+                })
                 .collect(),
         }
     }
@@ -103,8 +98,8 @@ enum Unresolved {
 /// EndpointSlices and Endpoints are the same objects.
 #[derive(Debug, Default)]
 pub(crate) struct Resolutions {
-    services: Vec<Arc<Service>>,
-    slices: Vec<Arc<EndpointSlice>>,
+    services: Vec<Arc<ServiceSummary>>,
+    slices: Vec<Arc<EndpointSliceSummary>>,
     endpoints: Vec<Arc<Endpoints>>,
     /// Exactly the backends of `last`.
     by_backend: HashMap<BackendId, Result<Vec<Endpoint>, Unresolved>>,
@@ -233,18 +228,11 @@ fn resolve_one(index: &Index<'_>, id: &BackendId) -> Result<Vec<Endpoint>, Unres
         .services
         .get(&key)
         .ok_or(Unresolved::ServiceNotFound)?;
-    let spec = service.spec.as_ref();
-    let ports = spec
-        .and_then(|spec| spec.ports.as_deref())
-        .unwrap_or_default();
-    let port = ports.iter().find(|port| match &id.port {
+    let port = service.ports.iter().find(|port| match &id.port {
         ServicePortRef::Number(number) => port.port == i32::from(*number),
         ServicePortRef::Name(name) => port.name.as_deref() == Some(name.as_str()),
     });
-    if spec.and_then(|spec| spec.type_.as_deref()) == Some("ExternalName") {
-        let host = spec
-            .and_then(|spec| spec.external_name.clone())
-            .unwrap_or_default();
+    if let Some(host) = &service.external_name {
         let number = match (port, &id.port) {
             (Some(port), _) => u16::try_from(port.port).ok(),
             (None, ServicePortRef::Number(number)) => Some(*number),
@@ -254,7 +242,10 @@ fn resolve_one(index: &Index<'_>, id: &BackendId) -> Result<Vec<Endpoint>, Unres
         return Ok(if host.is_empty() {
             Vec::new()
         } else {
-            vec![Endpoint::Name { host, port: number }]
+            vec![Endpoint::Name {
+                host: host.to_string(),
+                port: number,
+            }]
         });
     }
     let port = port.ok_or(Unresolved::PortNotFound)?;
@@ -270,43 +261,33 @@ fn resolve_one(index: &Index<'_>, id: &BackendId) -> Result<Vec<Endpoint>, Unres
 
 /// Whether an endpoint port serves a Service port: they carry the same name (both unnamed when
 /// the Service has a single unnamed port).
-fn same_port_name(endpoint_port: Option<&str>, service_port: &ServicePort) -> bool {
+fn same_port_name(endpoint_port: Option<&str>, service_port: &ServicePortSummary) -> bool {
     endpoint_port.unwrap_or_default() == service_port.name.as_deref().unwrap_or_default()
 }
 
-fn from_slices(slices: &[&EndpointSlice], service_port: &ServicePort) -> Vec<Endpoint> {
+fn from_slices(
+    slices: &[&EndpointSliceSummary],
+    service_port: &ServicePortSummary,
+) -> Vec<Endpoint> {
     let mut found = BTreeSet::new();
     for slice in slices {
         let port = slice
             .ports
-            .as_deref()
-            .unwrap_or_default()
             .iter()
             .find(|port| same_port_name(port.name.as_deref(), service_port))
             .and_then(|port| port.port)
             .and_then(|port| u16::try_from(port).ok());
         let Some(port) = port else { continue };
-        let fqdn = slice.address_type == "FQDN";
-        for endpoint in &slice.endpoints {
-            let ready = endpoint
-                .conditions
-                .as_ref()
-                .and_then(|conditions| conditions.ready)
-                .unwrap_or(true);
-            if !ready {
-                continue;
-            }
-            for address in &endpoint.addresses {
-                if let Some(endpoint) = to_endpoint(address, port, fqdn) {
-                    found.insert(endpoint);
-                }
+        for address in &slice.ready_addresses {
+            if let Some(endpoint) = to_endpoint(address, port, slice.fqdn) {
+                found.insert(endpoint);
             }
         }
     }
     found.into_iter().collect()
 }
 
-fn from_endpoints(endpoints: &Endpoints, service_port: &ServicePort) -> Vec<Endpoint> {
+fn from_endpoints(endpoints: &Endpoints, service_port: &ServicePortSummary) -> Vec<Endpoint> {
     let mut found = BTreeSet::new();
     for subset in endpoints.subsets.as_deref().unwrap_or_default() {
         let port = subset
