@@ -732,7 +732,7 @@ mod tests {
             .snapshot
             .services
             .iter()
-            .filter_map(|service| service.metadata.name.clone())
+            .map(|service| service.name.to_string())
             .collect();
         names.sort();
         names
@@ -870,12 +870,7 @@ mod tests {
         let [service] = scan.snapshot.services.as_slice() else {
             panic!("one service expected")
         };
-        let port = service
-            .spec
-            .as_ref()
-            .and_then(|spec| spec.ports.as_ref())
-            .and_then(|ports| ports.first())
-            .map(|port| port.port);
+        let port = service.ports.first().map(|port| port.port);
         assert_eq!(port, Some(80));
         let [problem] = scan.problems.as_slice() else {
             panic!("one problem expected: {:?}", scan.problems)

@@ -316,7 +316,7 @@ mod tests {
         scan.snapshot
             .services
             .iter()
-            .any(|service| service.metadata.name.as_deref() == Some(name))
+            .any(|service| &*service.name == name)
     }
 
     async fn wait_for(

@@ -51,6 +51,23 @@ impl PathMatch {
         }
     }
 
+    /// [`PathMatch::matches`] for a request path given with its [`normalize_prefix`] form,
+    /// computed once for all the rules a request is tried against.
+    pub(crate) fn matches_normalized(&self, path: &str, normal: &str) -> bool {
+        match self {
+            Self::Exact(exact) => exact == path,
+            // Both are normal: the prefix's elements start the path's when its text does and
+            // ends where an element of the path ends.
+            Self::Prefix(prefix) => {
+                prefix == "/"
+                    || normal
+                        .strip_prefix(prefix.as_str())
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }
+            Self::Regex(regex) => regex.is_match(path),
+        }
+    }
+
     /// The path this rule was written with, normalised.
     pub fn as_str(&self) -> &str {
         match self {
@@ -149,6 +166,31 @@ mod tests {
         assert_eq!(normalize_prefix("//foo//bar/"), "/foo/bar");
         assert_eq!(normalize_prefix(""), "/");
         assert_eq!(normalize_prefix("/a/b"), "/a/b");
+    }
+
+    #[test]
+    fn matching_a_normalized_path_agrees_with_matching_elements() {
+        let rules = [
+            PathMatch::prefix("/"),
+            PathMatch::prefix("/a"),
+            PathMatch::prefix("/a/b/"),
+            PathMatch::prefix("/ab"),
+            PathMatch::exact("/a/"),
+            PathMatch::regex("/a.*").expect("valid"),
+        ];
+        let requests = [
+            "", "/", "//", "/a", "/a/", "/a//", "//a", "/ab", "/abc", "/a/b", "/a//b/", "/a/bc",
+            "/b", "a",
+        ];
+        for rule in &rules {
+            for request in requests {
+                assert_eq!(
+                    rule.matches_normalized(request, &normalize_prefix(request)),
+                    rule.matches(request),
+                    "{rule:?} on {request:?}"
+                );
+            }
+        }
     }
 
     #[test]

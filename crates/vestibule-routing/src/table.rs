@@ -17,17 +17,23 @@ pub struct PathRule<T> {
     pub target: T,
 }
 
-/// The rules for one host pattern, kept in precedence order and indexed for lookup.
+/// The rules for one host pattern, kept in precedence order; a host with many rules is also
+/// indexed for lookup.
 ///
-/// `Exact` and `Prefix` rules are found through indexes; the `Regex` rules, which come last in
-/// precedence order, are tried one by one when no other rule matched.
+/// Through the index, `Exact` and `Prefix` rules are found by path; the `Regex` rules, which
+/// come last in precedence order, are tried one by one when no other rule matched.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VirtualHost<T> {
     host: HostMatch,
     rules: Vec<PathRule<T>>,
-    /// Shared by every table mapped from this one, whose rules sit at the same positions.
-    index: Arc<PathIndex>,
+    /// Shared by every table mapped from this one, whose rules sit at the same positions; `None`
+    /// for a host with no more than [`SCANNED_UP_TO`] rules.
+    index: Option<Arc<PathIndex>>,
 }
+
+/// Up to this many rules, a virtual host's rules are tried in order: that is as quick as an
+/// index lookup, and most hosts have a handful of rules, each of which an index would copy.
+const SCANNED_UP_TO: usize = 8;
 
 /// Where a virtual host's `Exact` and `Prefix` rules sit, by path, and where its `Regex` rules
 /// start.
@@ -38,10 +44,10 @@ struct PathIndex {
     first_regex: usize,
 }
 
-impl<T> VirtualHost<T> {
-    fn new(host: HostMatch, mut rules: Vec<PathRule<T>>) -> Self {
-        rules.sort_by(|a, b| a.path.cmp(&b.path));
-        let mut index = PathIndex {
+impl PathIndex {
+    /// Where the rules of `rules`, in precedence order, sit.
+    fn of<T>(rules: &[PathRule<T>]) -> Self {
+        let mut index = Self {
             exact: HashMap::new(),
             prefix: HashMap::new(),
             first_regex: rules.len(),
@@ -57,11 +63,15 @@ impl<T> VirtualHost<T> {
                 PathMatch::Regex(_) => index.first_regex = index.first_regex.min(position),
             }
         }
-        Self {
-            host,
-            rules,
-            index: Arc::new(index),
-        }
+        index
+    }
+}
+
+impl<T> VirtualHost<T> {
+    fn new(host: HostMatch, mut rules: Vec<PathRule<T>>) -> Self {
+        rules.sort_by(|a, b| a.path.cmp(&b.path));
+        let index = (rules.len() > SCANNED_UP_TO).then(|| Arc::new(PathIndex::of(&rules)));
+        Self { host, rules, index }
     }
 
     /// The host pattern this virtual host answers.
@@ -75,18 +85,24 @@ impl<T> VirtualHost<T> {
     }
 
     /// The rule a request path (without query) selects: the first in precedence order that
-    /// matches, found through the indexes rather than by scanning (except for `Regex` rules).
+    /// matches, found through the index where the host has one (except for `Regex` rules).
     pub fn route(&self, path: &str) -> Option<&PathRule<T>> {
-        if let Some(&position) = self.index.exact.get(path) {
+        let normal = normalize_prefix(path);
+        let Some(index) = &self.index else {
+            return self
+                .rules
+                .iter()
+                .find(|rule| rule.path.matches_normalized(path, &normal));
+        };
+        if let Some(&position) = index.exact.get(path) {
             return Some(&self.rules[position]);
         }
-        let normal = normalize_prefix(path);
         candidate_prefixes(&normal)
-            .find_map(|candidate| self.index.prefix.get(candidate))
+            .find_map(|candidate| index.prefix.get(candidate))
             .map(|&position| &self.rules[position])
             .or_else(|| {
                 self.rules
-                    .get(self.index.first_regex..)?
+                    .get(index.first_regex..)?
                     .iter()
                     .find(|rule| rule.path.matches(path))
             })
@@ -104,18 +120,29 @@ impl<T> VirtualHost<T> {
                 .all(|(new, old)| new.path == old.path && unchanged(&new.target, &old.target))
     }
 
-    fn map<U>(&self, f: &mut impl FnMut(&T) -> U) -> VirtualHost<U> {
+    /// The same rules with converted targets. A rule whose target equals the one before it
+    /// gets a copy of that one's conversion: an Ingress's paths mostly lead to one backend.
+    fn map<U: Clone>(&self, f: &mut impl FnMut(&T) -> U) -> VirtualHost<U>
+    where
+        T: PartialEq,
+    {
+        let mut rules: Vec<PathRule<U>> = Vec::with_capacity(self.rules.len());
+        let mut previous: Option<&T> = None;
+        for rule in &self.rules {
+            let target = match rules.last() {
+                Some(last) if previous == Some(&rule.target) => last.target.clone(),
+                _ => f(&rule.target),
+            };
+            previous = Some(&rule.target);
+            rules.push(PathRule {
+                path: rule.path.clone(),
+                target,
+            });
+        }
         VirtualHost {
             host: self.host.clone(),
-            rules: self
-                .rules
-                .iter()
-                .map(|rule| PathRule {
-                    path: rule.path.clone(),
-                    target: f(&rule.target),
-                })
-                .collect(),
-            index: Arc::clone(&self.index),
+            rules,
+            index: self.index.clone(),
         }
     }
 }
@@ -210,7 +237,12 @@ impl<T> RouteTable<T> {
     }
 
     /// The same table with every target converted, e.g. from a backend name to a live upstream.
-    pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> RouteTable<U> {
+    /// Rules of a virtual host whose targets are equal and next to each other share one
+    /// conversion.
+    pub fn map<U: Clone>(&self, mut f: impl FnMut(&T) -> U) -> RouteTable<U>
+    where
+        T: PartialEq,
+    {
         RouteTable {
             hosts: self.hosts.map(|vhost| Arc::new(vhost.map(&mut f))),
             default_backend: self.default_backend.as_ref().map(&mut f),
@@ -229,7 +261,10 @@ impl<T> RouteTable<T> {
         mut kept: impl FnMut(&T) -> bool,
         mut unchanged: impl FnMut(&T, &U) -> bool,
         mut f: impl FnMut(&T) -> U,
-    ) -> Remapped<U> {
+    ) -> Remapped<U>
+    where
+        T: PartialEq,
+    {
         let Previous { source, mapped } = previous;
         let mut changed = self.hosts.len() != mapped.hosts.len();
         let hosts = self.hosts.map_with_previous(&mapped.hosts, |vhost, old| {
@@ -620,9 +655,13 @@ mod tests {
             PathMatch::prefix("/a/bc"),
             PathMatch::exact("/a/b/c"),
             PathMatch::prefix("/x/y/z"),
+            PathMatch::prefix("/x"),
+            PathMatch::exact("/x/y"),
         ];
+        assert!(paths.len() > SCANNED_UP_TO, "the host must be indexed");
         let table = hostless(&paths);
         let vhost = table.virtual_host("h").expect("hostless vhost");
+        assert!(vhost.index.is_some());
         let requests = [
             "/", "/a", "/a/", "/a/b", "/a/b/", "/a/bc", "/a/bcd", "/a/b/c", "/a/b/c/", "/a//b",
             "/x/y", "/x/y/z/w", "/b",
@@ -698,5 +737,23 @@ mod tests {
                 .map(|selected| *selected.target()),
             Some(1)
         );
+    }
+
+    #[test]
+    fn equal_targets_next_to_each_other_are_converted_once() {
+        let table = table(&[
+            ("foo.com", PathMatch::prefix("/a"), "x"),
+            ("foo.com", PathMatch::exact("/b"), "x"),
+            ("foo.com", PathMatch::prefix("/c"), "y"),
+        ]);
+        let mut conversions = 0;
+        let mapped = table.map(|target| {
+            conversions += 1;
+            Arc::new(target.to_uppercase())
+        });
+        assert_eq!(conversions, 2);
+        let target = |path| Arc::clone(mapped.route("foo.com", path).expect("routed").target());
+        assert!(Arc::ptr_eq(&target("/a"), &target("/b")));
+        assert_eq!(*target("/c"), "Y");
     }
 }
