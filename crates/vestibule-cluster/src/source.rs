@@ -163,8 +163,23 @@ where
     let kind = K::kind(&dynamic_type).into_owned();
     let writer = Writer::new(dynamic_type);
     let store = writer.as_reader();
-    spawn_reflector(kind, writer, watcher(api, config), changed);
+    let events = watcher(api, config).modify(drop_unread_metadata);
+    spawn_reflector(kind, writer, events, changed);
     store
+}
+
+/// kubectl's copy of the configuration it last applied to an object.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops metadata that nothing in Vestibule reads and that can be larger than the rest of the
+/// object: the managed fields, and kubectl's last applied configuration (for a Secret, a second
+/// copy of its data).
+fn drop_unread_metadata<K: Resource>(object: &mut K) {
+    let metadata = object.meta_mut();
+    metadata.managed_fields = None;
+    if let Some(annotations) = &mut metadata.annotations {
+        annotations.remove(LAST_APPLIED);
+    }
 }
 
 /// Starts a reflector whose store keeps the summary of each object, and returns the store;
@@ -208,4 +223,33 @@ fn spawn_reflector<K>(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_objects_lose_only_metadata_nothing_reads() {
+        let mut ingress: Ingress = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "web",
+                "namespace": "shop",
+                "uid": "5c1a",
+                "annotations": {
+                    LAST_APPLIED: "{\"apiVersion\":\"networking.k8s.io/v1\"}",
+                    "nginx.ingress.kubernetes.io/ssl-redirect": "false"
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+            }
+        }))
+        .expect("an Ingress");
+        drop_unread_metadata(&mut ingress);
+        let metadata = &ingress.metadata;
+        assert_eq!(metadata.managed_fields, None);
+        let annotations = metadata.annotations.as_ref().expect("annotations");
+        let names: Vec<&str> = annotations.keys().map(String::as_str).collect();
+        assert_eq!(names, ["nginx.ingress.kubernetes.io/ssl-redirect"]);
+        assert_eq!(metadata.uid.as_deref(), Some("5c1a"));
+    }
 }
