@@ -2,6 +2,8 @@
 //!
 //! Both configuration sources produce a `Snapshot`: the manifest directory by decoding text with
 //! [`decode_manifest`], the cluster source from its reflectors. The translator reads nothing else.
+//! Services and EndpointSlices are held as the summaries backend resolution reads
+//! ([`ServiceSummary`], [`EndpointSliceSummary`]), the other kinds as k8s-openapi objects.
 
 mod decode;
 mod object;
