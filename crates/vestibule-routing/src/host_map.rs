@@ -31,10 +31,15 @@ impl<T> Default for HostMap<T> {
 impl<T> HostMap<T> {
     /// The value for a request host (`Host`, `:authority` or SNI; case and port ignored).
     pub fn get(&self, host: &str) -> Option<&T> {
-        let host = normalize_request_host(host);
+        self.get_normalized(&normalize_request_host(host))
+    }
+
+    /// [`HostMap::get`] for a name already in the form host patterns hold: lower case, without
+    /// a port or a trailing dot (as the name of a [`HostMatch::Exact`]).
+    pub fn get_normalized(&self, name: &str) -> Option<&T> {
         self.exact
-            .get(host.as_ref())
-            .or_else(|| wildcard_suffix(&host).and_then(|suffix| self.wildcard.get(suffix)))
+            .get(name)
+            .or_else(|| wildcard_suffix(name).and_then(|suffix| self.wildcard.get(suffix)))
             .or(self.any.as_ref())
     }
 

@@ -15,7 +15,11 @@ const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
 
 /// The Ingresses that are ours, oldest first (then by namespace and name).
-pub(crate) fn select_ours(snapshot: &Snapshot, options: &Options) -> Vec<Arc<Ingress>> {
+pub(crate) fn select_ours(
+    snapshot: &Snapshot,
+    options: &Options,
+    precedence: &mut Precedence,
+) -> Vec<Arc<Ingress>> {
     let our_classes: Vec<&IngressClass> = snapshot
         .ingress_classes
         .iter()
@@ -36,7 +40,7 @@ pub(crate) fn select_ours(snapshot: &Snapshot, options: &Options) -> Vec<Arc<Ing
             .and_then(|annotations| annotations.get(DEFAULT_CLASS_ANNOTATION))
             .is_some_and(|value| value == "true")
     });
-    let ours = snapshot.ingresses.iter().filter(|ingress| {
+    let is_ours = |ingress: &&Arc<Ingress>| {
         let class_name = ingress
             .spec
             .as_ref()
@@ -56,17 +60,50 @@ pub(crate) fn select_ours(snapshot: &Snapshot, options: &Options) -> Vec<Arc<Ing
             (None, Some(legacy)) => *legacy == options.ingress_class,
             (None, None) => options.watch_ingress_without_class || we_are_default,
         }
-    });
-    // Namespace and name are unique among a snapshot's Ingresses, so an unstable sort orders
-    // them the same way every time; with the keys taken out once it is also a cheap one.
-    let mut keyed: Vec<(OrderKey<'_>, &Arc<Ingress>)> = ours
-        .map(|ingress| (OrderKey::of(ingress), ingress))
-        .collect();
-    keyed.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
-    keyed
-        .into_iter()
-        .map(|(_, ingress)| Arc::clone(ingress))
+    };
+    precedence
+        .order(&snapshot.ingresses)
+        .iter()
+        .map(|&position| &snapshot.ingresses[position])
+        .filter(is_ours)
+        .cloned()
         .collect()
+}
+
+/// The precedence order of the last snapshot's Ingresses, kept while each of them is the same
+/// object or has the same order key: a change to one Ingress then costs no sort.
+#[derive(Debug, Default)]
+pub(crate) struct Precedence {
+    /// The last snapshot's Ingresses, in its order.
+    ingresses: Vec<Arc<Ingress>>,
+    /// Positions in `ingresses`, oldest first.
+    order: Vec<usize>,
+}
+
+impl Precedence {
+    /// Positions in `ingresses`, oldest first, then by namespace and name.
+    fn order(&mut self, ingresses: &[Arc<Ingress>]) -> &[usize] {
+        let same_keys =
+            self.ingresses.len() == ingresses.len()
+                && self.ingresses.iter().zip(ingresses).all(|(old, new)| {
+                    Arc::ptr_eq(old, new) || OrderKey::of(old) == OrderKey::of(new)
+                });
+        if !same_keys {
+            // Namespace and name are unique among a snapshot's Ingresses, so an unstable sort
+            // orders them the same way every time; with the keys taken out once it is also a
+            // cheap one.
+            let mut keyed: Vec<(OrderKey<'_>, usize)> = ingresses
+                .iter()
+                .enumerate()
+                .map(|(position, ingress)| (OrderKey::of(ingress), position))
+                .collect();
+            keyed.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+            self.order = keyed.into_iter().map(|(_, position)| position).collect();
+        }
+        self.ingresses.clear();
+        self.ingresses.extend_from_slice(ingresses);
+        &self.order
+    }
 }
 
 /// What orders Ingresses: oldest first (those without a creation time last), then by
@@ -92,5 +129,73 @@ impl<'a> OrderKey<'a> {
             namespace: ingress.metadata.namespace.as_deref().unwrap_or_default(),
             name: ingress.metadata.name.as_deref().unwrap_or_default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+    use super::*;
+
+    fn ingress(namespace: &str, name: &str, created: Option<&str>) -> Arc<Ingress> {
+        let created = created.map(|time| Time(time.parse().expect("a timestamp")));
+        Arc::new(Ingress {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                creation_timestamp: created,
+                ..ObjectMeta::default()
+            },
+            ..Ingress::default()
+        })
+    }
+
+    fn names(ingresses: &[Arc<Ingress>], order: &[usize]) -> Vec<String> {
+        order
+            .iter()
+            .map(|&position| {
+                let metadata = &ingresses[position].metadata;
+                format!(
+                    "{}/{}",
+                    metadata.namespace.as_deref().unwrap_or_default(),
+                    metadata.name.as_deref().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn precedence_is_kept_while_keys_stay_and_redone_when_they_change() {
+        let mut snapshot = vec![
+            ingress("shop", "web", None),
+            ingress("shop", "api", None),
+            ingress("blog", "www", Some("2026-01-02T00:00:00Z")),
+            ingress("admin", "old", Some("2026-01-01T00:00:00Z")),
+        ];
+        let expected = ["admin/old", "blog/www", "shop/api", "shop/web"];
+        let mut precedence = Precedence::default();
+        assert_eq!(names(&snapshot, precedence.order(&snapshot)), expected);
+
+        snapshot[1] = ingress("shop", "api", None);
+        assert_eq!(names(&snapshot, precedence.order(&snapshot)), expected);
+
+        snapshot[1] = ingress("shop", "zzz", None);
+        assert_eq!(
+            names(&snapshot, precedence.order(&snapshot)),
+            ["admin/old", "blog/www", "shop/web", "shop/zzz"]
+        );
+
+        snapshot[0] = ingress("shop", "web", Some("2025-12-31T00:00:00Z"));
+        assert_eq!(
+            names(&snapshot, precedence.order(&snapshot)),
+            ["shop/web", "admin/old", "blog/www", "shop/zzz"]
+        );
+
+        snapshot.pop();
+        assert_eq!(
+            names(&snapshot, precedence.order(&snapshot)),
+            ["shop/web", "blog/www", "shop/zzz"]
+        );
     }
 }

@@ -36,6 +36,7 @@ pub use tls::SecretName;
 pub use warning::{Warning, WarningReason};
 
 use backends::Resolutions;
+use class::Precedence;
 use hosts::Hosts;
 use plan::Plans;
 
@@ -100,6 +101,7 @@ pub fn translate(snapshot: &Snapshot, options: &Options) -> Translation {
 #[derive(Debug)]
 pub struct Translator {
     options: Options,
+    precedence: Precedence,
     plans: Plans,
     hosts: Hosts,
     resolutions: Resolutions,
@@ -110,6 +112,7 @@ impl Translator {
     pub fn new(options: Options) -> Self {
         Self {
             options,
+            precedence: Precedence::default(),
             plans: Plans::default(),
             hosts: Hosts::default(),
             resolutions: Resolutions::default(),
@@ -120,7 +123,7 @@ impl Translator {
     pub fn translate(&mut self, snapshot: &Snapshot) -> Translation {
         let options = &self.options;
         let mut warnings = Vec::new();
-        let ingresses = class::select_ours(snapshot, options);
+        let ingresses = class::select_ours(snapshot, options, &mut self.precedence);
         let tls = tls::build(
             snapshot,
             &ingresses,

@@ -24,7 +24,7 @@ impl Tls {
     /// Whether a rule's host is configured for TLS: listed itself, or covered by a wildcard.
     pub fn covers(&self, host: &HostMatch) -> bool {
         match host {
-            HostMatch::Exact(name) => self.hosts.get(name).is_some(),
+            HostMatch::Exact(name) => self.hosts.get_normalized(name).is_some(),
             HostMatch::Wildcard(_) => self.hosts.get_pattern(host).is_some(),
             HostMatch::Any => false,
         }
