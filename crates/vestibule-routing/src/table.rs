@@ -87,8 +87,8 @@ impl<T> VirtualHost<T> {
     /// The rule a request path (without query) selects: the first in precedence order that
     /// matches, found through the index where the host has one (except for `Regex` rules).
     pub fn route(&self, path: &str) -> Option<&PathRule<T>> {
-        let normal = normalize_prefix(path);
         let Some(index) = &self.index else {
+            let normal = normalize_prefix(path);
             return self
                 .rules
                 .iter()
@@ -97,6 +97,7 @@ impl<T> VirtualHost<T> {
         if let Some(&position) = index.exact.get(path) {
             return Some(&self.rules[position]);
         }
+        let normal = normalize_prefix(path);
         candidate_prefixes(&normal)
             .find_map(|candidate| index.prefix.get(candidate))
             .map(|&position| &self.rules[position])
