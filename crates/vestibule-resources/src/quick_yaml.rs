@@ -8,6 +8,11 @@
 //! `false`, a decimal integer or unmistakably text. Anything else (anchors, aliases, tags,
 //! directives, duplicate keys, other plain scalars, syntax errors, input near serde-saphyr's
 //! budgets) makes it give up, and the caller reads the text with serde-saphyr.
+//!
+//! The plainest YAML, which most manifests are, is read line by line without the parser
+//! ([`lines`]), faster still; the same values are built from either source.
+
+use std::borrow::Cow;
 
 use granit_parser::{Event, Options, Parser, ScalarStyle};
 use serde_json::{Map, Value};
@@ -31,6 +36,8 @@ const KEYWORDS: [&str; 12] = [
 /// exponent (among the digits), and a date's `T` and `Z`.
 const NUMBER_LETTERS: &[u8] = b"abcdefABCDEFxXoOtTzZ";
 
+mod lines;
+
 /// A collection being read.
 enum Open {
     Sequence(Vec<Value>),
@@ -40,67 +47,98 @@ enum Open {
 /// The documents of `text` that are not null, as serde-saphyr's `from_multiple` reads them; `None`
 /// when this reader is not sure it would read them the same.
 pub(crate) fn read_documents(text: &str) -> Option<Vec<Value>> {
+    lines::read_documents(text).or_else(|| read_events(text))
+}
+
+/// Reads `text` from granit-parser's events.
+fn read_events(text: &str) -> Option<Vec<Value>> {
     let mut options = Options::default();
     options.emit_comments = false;
-    let mut documents = Vec::new();
-    let mut open: Vec<Open> = Vec::new();
-    let mut nodes = 0;
-    let mut scalar_bytes = 0;
-    let mut ended = 0;
+    let mut documents = Documents::default();
     for event in Parser::new_from_str_with_options(text, options) {
         let (event, _span) = event.ok()?;
-        let value = match event {
-            Event::StreamStart | Event::DocumentStart(_, None) => continue,
-            Event::DocumentEnd => {
-                // Null documents count towards serde-saphyr's limit too.
-                ended += 1;
-                if ended > MAX_DOCUMENTS {
-                    return None;
-                }
-                continue;
-            }
+        match event {
+            Event::StreamStart | Event::DocumentStart(_, None) => {}
+            Event::DocumentEnd => documents.end_document()?,
             Event::StreamEnd => break,
             Event::Scalar(scalar, style, 0, None) => {
-                scalar_bytes += scalar.len();
-                if scalar_bytes > MAX_SCALAR_BYTES {
-                    return None;
-                }
-                match style {
-                    ScalarStyle::Plain => plain_scalar(&scalar)?,
-                    _ => Value::String(scalar.into_owned()),
-                }
+                documents.scalar(scalar, style == ScalarStyle::Plain)?;
             }
-            Event::SequenceStart(_, 0, None) => {
-                open.push(Open::Sequence(Vec::new()));
-                if open.len() > MAX_DEPTH {
-                    return None;
-                }
-                continue;
-            }
-            Event::MappingStart(_, 0, None) => {
-                open.push(Open::Mapping(Map::new(), None));
-                if open.len() > MAX_DEPTH {
-                    return None;
-                }
-                continue;
-            }
-            Event::SequenceEnd => match open.pop()? {
-                Open::Sequence(items) => Value::Array(items),
-                Open::Mapping(..) => return None,
-            },
-            Event::MappingEnd => match open.pop()? {
-                Open::Mapping(entries, None) => Value::Object(entries),
-                _ => return None,
-            },
+            Event::SequenceStart(_, 0, None) => documents.open_sequence()?,
+            Event::MappingStart(_, 0, None) => documents.open_mapping()?,
+            Event::SequenceEnd => documents.close_sequence()?,
+            Event::MappingEnd => documents.close_mapping()?,
             _ => return None,
-        };
-        nodes += 1;
-        if nodes > MAX_NODES {
+        }
+    }
+    documents.finish()
+}
+
+/// Values built from a stream of YAML node events, within serde-saphyr's budgets; each method
+/// returns `None` when the reader should give up.
+#[derive(Default)]
+struct Documents {
+    documents: Vec<Value>,
+    open: Vec<Open>,
+    nodes: usize,
+    scalar_bytes: usize,
+    ended: usize,
+}
+
+impl Documents {
+    fn end_document(&mut self) -> Option<()> {
+        // Null documents count towards serde-saphyr's limit too.
+        self.ended += 1;
+        (self.ended <= MAX_DOCUMENTS).then_some(())
+    }
+
+    fn scalar(&mut self, scalar: Cow<'_, str>, plain: bool) -> Option<()> {
+        self.scalar_bytes += scalar.len();
+        if self.scalar_bytes > MAX_SCALAR_BYTES {
             return None;
         }
-        match open.last_mut() {
+        let value = match plain {
+            true => plain_scalar(&scalar)?,
+            false => Value::String(scalar.into_owned()),
+        };
+        self.add(value)
+    }
+
+    fn open_sequence(&mut self) -> Option<()> {
+        self.open(Open::Sequence(Vec::new()))
+    }
+
+    fn open_mapping(&mut self) -> Option<()> {
+        self.open(Open::Mapping(Map::new(), None))
+    }
+
+    fn open(&mut self, collection: Open) -> Option<()> {
+        self.open.push(collection);
+        (self.open.len() <= MAX_DEPTH).then_some(())
+    }
+
+    fn close_sequence(&mut self) -> Option<()> {
+        match self.open.pop()? {
+            Open::Sequence(items) => self.add(Value::Array(items)),
+            Open::Mapping(..) => None,
+        }
+    }
+
+    fn close_mapping(&mut self) -> Option<()> {
+        match self.open.pop()? {
+            Open::Mapping(entries, None) => self.add(Value::Object(entries)),
+            _ => None,
+        }
+    }
+
+    fn add(&mut self, value: Value) -> Option<()> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return None;
+        }
+        match self.open.last_mut() {
             None if value.is_null() => {}
-            None => documents.push(value),
+            None => self.documents.push(value),
             Some(Open::Sequence(items)) => items.push(value),
             Some(Open::Mapping(entries, pending_key)) => match pending_key.take() {
                 None => {
@@ -116,8 +154,12 @@ pub(crate) fn read_documents(text: &str) -> Option<Vec<Value>> {
                 }
             },
         }
+        Some(())
     }
-    open.is_empty().then_some(documents)
+
+    fn finish(self) -> Option<Vec<Value>> {
+        self.open.is_empty().then_some(self.documents)
+    }
 }
 
 /// What a plain scalar means, if it is one whose meaning no YAML reader disputes.
