@@ -70,7 +70,7 @@ impl<'a> Strategy<'a> {
             let named = self.session.as_deref().and_then(|session| {
                 endpoints
                     .iter()
-                    .position(|endpoint| endpoint.session_id == session && usable(endpoint))
+                    .position(|endpoint| endpoint.session_id() == session && usable(endpoint))
             });
             if named.is_some() {
                 self.sticky.store(true, Ordering::Relaxed);

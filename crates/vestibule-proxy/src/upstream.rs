@@ -29,8 +29,8 @@ pub struct UpstreamEndpoint {
     consecutive_failures: AtomicU32,
     ejections: AtomicU32,
     ejected_until_ms: AtomicU64,
-    /// The value of a session cookie naming this endpoint.
-    pub(crate) session_id: String,
+    /// The value of a session cookie naming this endpoint, worked out when first asked for.
+    session_id: OnceLock<String>,
     /// Where the endpoint stands for consistent hashing.
     pub(crate) hash: u64,
     /// Its response times.
@@ -38,6 +38,11 @@ pub struct UpstreamEndpoint {
 }
 
 impl UpstreamEndpoint {
+    /// The value of a session cookie naming this endpoint.
+    pub(crate) fn session_id(&self) -> &str {
+        self.session_id.get_or_init(|| session_id(&self.authority))
+    }
+
     /// Whether passive health has ejected it at `now_ms` (see [`now_ms`]).
     pub(crate) fn ejected(&self, now_ms: u64) -> bool {
         self.ejected_until_ms.load(Ordering::Relaxed) > now_ms
@@ -250,7 +255,7 @@ impl UpstreamEndpoint {
                 consecutive_failures: AtomicU32::new(0),
                 ejections: AtomicU32::new(0),
                 ejected_until_ms: AtomicU64::new(0),
-                session_id: session_id(&authority),
+                session_id: OnceLock::new(),
                 hash: endpoint_hash(&authority),
                 latency: Ewma::default(),
                 authority,
