@@ -223,23 +223,26 @@ fn is_dotted_numbers(scalar: &str) -> bool {
     parts >= 3
 }
 
+/// Reads `text` with `read` and with serde-saphyr, and fails the test if `read` read it
+/// differently; says whether `read` read it.
+#[cfg(test)]
+fn agrees_with_serde_saphyr(read: fn(&str) -> Option<Vec<Value>>, text: &str) -> bool {
+    let Some(quick) = read(text) else {
+        return false;
+    };
+    let full = serde_saphyr::from_multiple::<Value>(text).map_err(|error| error.to_string());
+    assert_eq!(Ok(quick), full, "{text:?}");
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
     use super::*;
 
-    fn full(text: &str) -> Result<Vec<Value>, String> {
-        serde_saphyr::from_multiple::<Value>(text).map_err(|error| error.to_string())
-    }
-
-    /// Reads `text` both ways; says whether this reader read it.
     fn agrees(text: &str) -> bool {
-        let Some(quick) = read_documents(text) else {
-            return false;
-        };
-        assert_eq!(Ok(quick), full(text), "{text:?}");
-        true
+        agrees_with_serde_saphyr(read_documents, text)
     }
 
     #[test]
