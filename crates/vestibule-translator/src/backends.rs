@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Endpoints;
 use vestibule_resources::{EndpointSliceSummary, ServicePortSummary, ServiceSummary, Snapshot};
 use vestibule_routing::{BackendId, Backends, Endpoint, IngressRef, Route, ServicePortRef};
 
+use crate::by_name::by_namespaced_name;
 use crate::reuse::same_objects;
 use crate::warning::{Warning, WarningReason};
 
@@ -71,18 +72,7 @@ impl<'a> Index<'a> {
                 .map(|service| ((&*service.namespace, &*service.name), service.as_ref()))
                 .collect(),
             slices,
-            endpoints: snapshot
-                .endpoints
-                .iter()
-                .map(|endpoints| {
-                    let metadata = &endpoints.metadata;
-                    let key = (
-                        metadata.namespace.as_deref().unwrap_or_default(),
-                        metadata.name.as_deref().unwrap_or_default(),
-                    );
-                    (key, endpoints.as_ref())
-                })
-                .collect(),
+            endpoints: by_namespaced_name(&snapshot.endpoints),
         }
     }
 }

@@ -14,6 +14,7 @@
 
 mod annotations;
 mod backends;
+mod by_name;
 mod canary;
 mod class;
 mod hosts;

@@ -9,6 +9,7 @@ use vestibule_resources::{ObjectKey, ObjectKind, Snapshot};
 use vestibule_routing::{HostMap, HostMatch};
 use vestibule_tls::{Certificate, TlsTable};
 
+use crate::by_name::by_namespaced_name;
 use crate::rules::ingress_ref;
 use crate::warning::{Warning, WarningReason};
 
@@ -163,20 +164,8 @@ struct Secrets<'a> {
 
 impl<'a> Secrets<'a> {
     fn new(snapshot: &'a Snapshot) -> Self {
-        let by_name = snapshot
-            .secrets
-            .iter()
-            .map(|secret| {
-                let metadata = &secret.metadata;
-                let key = (
-                    metadata.namespace.as_deref().unwrap_or_default(),
-                    metadata.name.as_deref().unwrap_or_default(),
-                );
-                (key, secret.as_ref())
-            })
-            .collect();
         Self {
-            by_name,
+            by_name: by_namespaced_name(&snapshot.secrets),
             loaded: HashMap::new(),
         }
     }
