@@ -66,8 +66,8 @@ fn reference(snapshot: &Snapshot, object: &ObjectKey) -> ObjectReference {
         ObjectKind::Ingress => snapshot
             .ingresses
             .iter()
-            .find(|o| same(&o.metadata.namespace, &o.metadata.name))
-            .and_then(|o| o.metadata.uid.clone()),
+            .find(|o| *o.namespace == object.namespace && *o.name == object.name)
+            .and_then(|o| o.uid.as_deref().map(str::to_owned)),
         ObjectKind::Secret => snapshot
             .secrets
             .iter()

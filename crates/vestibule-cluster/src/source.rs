@@ -17,7 +17,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, mpsc};
-use vestibule_resources::{EndpointSliceSummary, ServiceSummary, Snapshot};
+use vestibule_resources::{EndpointSliceSummary, IngressSummary, ServiceSummary, Snapshot};
 
 use crate::error::ClusterError;
 use crate::slices::{SliceVersion, summarize_v1beta1};
@@ -32,7 +32,7 @@ const OPAQUE_SECRETS: &str = "type=Opaque";
 
 /// The stores of every kind Vestibule reads.
 struct Stores {
-    ingresses: Store<Ingress>,
+    ingresses: Store<Summarized<IngressSummary>>,
     ingress_classes: Store<IngressClass>,
     services: Store<Summarized<ServiceSummary>>,
     slices: Store<Summarized<EndpointSliceSummary>>,
@@ -55,7 +55,7 @@ impl Stores {
 
     fn snapshot(&self) -> Snapshot {
         Snapshot {
-            ingresses: self.ingresses.state(),
+            ingresses: summaries(&self.ingresses),
             ingress_classes: self.ingress_classes.state(),
             services: summaries(&self.services),
             endpoint_slices: summaries(&self.slices),
@@ -87,7 +87,7 @@ pub async fn watch(
     let slices = match version {
         SliceVersion::V1 => {
             reflect_summaries(scope.api::<EndpointSlice>(), all(), &changed, |slice| {
-                EndpointSliceSummary::from(slice)
+                EndpointSliceSummary::from(&slice)
             })
         }
         SliceVersion::V1Beta1 => {
@@ -98,14 +98,17 @@ pub async fn watch(
                 }
                 None => Api::<DynamicObject>::all_with(client.clone(), &resource),
             };
-            reflect_summaries(api, all(), &changed, summarize_v1beta1)
+            reflect_summaries(api, all(), &changed, |slice| summarize_v1beta1(&slice))
         }
     };
     let stores = Stores {
-        ingresses: reflect(scope.api(), all(), &changed, ()),
+        ingresses: reflect_summaries(scope.api::<Ingress>(), all(), &changed, |mut ingress| {
+            drop_unread_metadata(&mut ingress);
+            IngressSummary::from(ingress)
+        }),
         ingress_classes: reflect(Api::all(client.clone()), all(), &changed, ()),
         services: reflect_summaries(scope.api::<Service>(), all(), &changed, |service| {
-            ServiceSummary::from(service)
+            ServiceSummary::from(&service)
         }),
         slices,
         endpoints: reflect(scope.api(), all(), &changed, ()),
@@ -188,7 +191,7 @@ fn reflect_summaries<K, S>(
     api: Api<K>,
     config: watcher::Config,
     changed: &Arc<Notify>,
-    summarize: fn(&K) -> S,
+    summarize: fn(K) -> S,
 ) -> Store<Summarized<S>>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,

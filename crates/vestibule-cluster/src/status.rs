@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::{
     Ingress, IngressLoadBalancerIngress, IngressLoadBalancerStatus, IngressStatus,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use vestibule_resources::Snapshot;
@@ -52,26 +53,35 @@ impl StatusWriter {
         let addresses = self.addresses().await?;
         let mut updated = 0;
         for ingress in &snapshot.ingresses {
-            let namespace = ingress.metadata.namespace.clone().unwrap_or_default();
-            let name = ingress.metadata.name.clone().unwrap_or_default();
-            let current = current_addresses(ingress);
+            let namespace = ingress.namespace.to_string();
+            let name = ingress.name.to_string();
+            let current = &ingress.load_balancer;
             let desired = if ours.contains(&(namespace.clone(), name.clone())) {
                 addresses.clone()
-            } else if !current.is_empty() && current == addresses {
+            } else if !current.is_empty() && *current == addresses {
                 Vec::new()
             } else {
                 continue;
             };
-            if current == desired {
+            if *current == desired {
                 continue;
             }
             let api: Api<Ingress> = Api::namespaced(self.client.clone(), &namespace);
-            let mut changed = Ingress::clone(ingress);
-            changed.status = Some(IngressStatus {
-                load_balancer: Some(IngressLoadBalancerStatus {
-                    ingress: Some(desired.clone()),
+            // The status subresource takes the status from what is sent and keeps the rest.
+            let changed = Ingress {
+                metadata: ObjectMeta {
+                    namespace: Some(namespace.clone()),
+                    name: Some(name.clone()),
+                    resource_version: ingress.resource_version.as_deref().map(str::to_owned),
+                    ..ObjectMeta::default()
+                },
+                status: Some(IngressStatus {
+                    load_balancer: Some(IngressLoadBalancerStatus {
+                        ingress: Some(desired.clone()),
+                    }),
                 }),
-            });
+                ..Ingress::default()
+            };
             match api
                 .replace_status(&name, &PostParams::default(), &changed)
                 .await
@@ -146,15 +156,6 @@ fn load_balancer_entry(address: &str) -> IngressLoadBalancerIngress {
             ..IngressLoadBalancerIngress::default()
         }
     }
-}
-
-fn current_addresses(ingress: &Ingress) -> Vec<IngressLoadBalancerIngress> {
-    ingress
-        .status
-        .as_ref()
-        .and_then(|status| status.load_balancer.as_ref())
-        .and_then(|balancer| balancer.ingress.clone())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

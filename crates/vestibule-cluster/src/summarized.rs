@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use kube::runtime::reflector::Lookup;
 use kube::runtime::watcher::Event;
-use vestibule_resources::{EndpointSliceSummary, ServiceSummary};
+use vestibule_resources::{EndpointSliceSummary, IngressSummary, ServiceSummary};
 
 /// A summary kept in a store in place of its object.
 pub(crate) trait Summary: Send + Sync + 'static {
@@ -32,6 +32,19 @@ impl Summary for ServiceSummary {
     const GROUP: &'static str = "";
     const VERSION: &'static str = "v1";
     const PLURAL: &'static str = "services";
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Summary for IngressSummary {
+    const KIND: &'static str = "Ingress";
+    const GROUP: &'static str = "networking.k8s.io";
+    const VERSION: &'static str = "v1";
+    const PLURAL: &'static str = "ingresses";
     fn namespace(&self) -> &str {
         &self.namespace
     }
@@ -102,9 +115,9 @@ impl<S: Summary> Lookup for Summarized<S> {
 /// The same watch event about the summary of its object.
 pub(crate) fn summarize_event<K, S>(
     event: Event<K>,
-    summarize: impl Fn(&K) -> S,
+    summarize: impl Fn(K) -> S,
 ) -> Event<Summarized<S>> {
-    let summarized = |object: K| Summarized(Arc::new(summarize(&object)));
+    let summarized = |object: K| Summarized(Arc::new(summarize(object)));
     match event {
         Event::Apply(object) => Event::Apply(summarized(object)),
         Event::Delete(object) => Event::Delete(summarized(object)),
@@ -146,7 +159,7 @@ mod tests {
         let store = writer.as_reader();
         let apply = |writer: &mut Writer<_>, event| {
             writer.apply_watcher_event(&summarize_event(event, |service| {
-                ServiceSummary::from(service)
+                ServiceSummary::from(&service)
             }));
         };
         apply(&mut writer, Event::Init);

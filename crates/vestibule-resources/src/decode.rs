@@ -4,11 +4,13 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::{ByteString, Metadata};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::ingress_summary::IngressSummary;
 use crate::object::{Object, ObjectKind};
 use crate::quick_yaml;
 use crate::summary::{EndpointSliceSummary, ServiceSummary};
@@ -186,7 +188,8 @@ fn decode_value(document: usize, value: Value, out: &mut Vec<Object>) -> Result<
     let value = Value::Object(fields);
     let object = match kind {
         ObjectKind::Ingress => {
-            Object::Ingress(Arc::new(namespaced(typed(value).map_err(invalid)?)))
+            let ingress: Ingress = namespaced(typed(value).map_err(invalid)?);
+            Object::Ingress(Arc::new(IngressSummary::from(ingress)))
         }
         ObjectKind::IngressClass => Object::IngressClass(Arc::new(typed(value).map_err(invalid)?)),
         ObjectKind::Service => {

@@ -4,9 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Endpoints, Secret};
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::api::networking::v1::IngressClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::ingress_summary::IngressSummary;
 use crate::summary::{EndpointSliceSummary, ServiceSummary};
 
 /// The kinds of object Vestibule reads.
@@ -94,8 +95,8 @@ impl fmt::Display for ObjectKey {
 /// same allocation, so a rescan copies no object.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
-    /// An Ingress.
-    Ingress(Arc<Ingress>),
+    /// An Ingress, as much of it as is read.
+    Ingress(Arc<IngressSummary>),
     /// An IngressClass.
     IngressClass(Arc<IngressClass>),
     /// A Service, as much of it as routing reads.
@@ -130,7 +131,7 @@ impl Object {
             )
         }
         match self {
-            Self::Ingress(o) => metadata(&o.metadata),
+            Self::Ingress(o) => (&o.namespace, &o.name),
             Self::IngressClass(o) => metadata(&o.metadata),
             Self::Service(o) => (&o.namespace, &o.name),
             Self::EndpointSlice(o) => (&o.namespace, &o.name),

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use foldhash::{HashSet, HashSetExt};
 use k8s_openapi::api::core::v1::{Endpoints, Secret};
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::api::networking::v1::IngressClass;
 
+use crate::ingress_summary::IngressSummary;
 use crate::object::{Object, ObjectKey};
 use crate::summary::{EndpointSliceSummary, ServiceSummary};
 
@@ -13,7 +14,7 @@ use crate::summary::{EndpointSliceSummary, ServiceSummary};
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     /// Ingresses, whatever their class.
-    pub ingresses: Vec<Arc<Ingress>>,
+    pub ingresses: Vec<Arc<IngressSummary>>,
     /// IngressClasses.
     pub ingress_classes: Vec<Arc<IngressClass>>,
     /// Services.

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::api::networking::v1::IngressClass;
 use k8s_openapi::jiff::Timestamp;
-use vestibule_resources::Snapshot;
+use vestibule_resources::{IngressSummary, Snapshot};
 
 use crate::Options;
 
@@ -19,7 +19,7 @@ pub(crate) fn select_ours(
     snapshot: &Snapshot,
     options: &Options,
     precedence: &mut Precedence,
-) -> Vec<Arc<Ingress>> {
+) -> Vec<Arc<IngressSummary>> {
     let our_classes: Vec<&IngressClass> = snapshot
         .ingress_classes
         .iter()
@@ -40,16 +40,12 @@ pub(crate) fn select_ours(
             .and_then(|annotations| annotations.get(DEFAULT_CLASS_ANNOTATION))
             .is_some_and(|value| value == "true")
     });
-    let is_ours = |ingress: &&Arc<Ingress>| {
+    let is_ours = |ingress: &&Arc<IngressSummary>| {
         let class_name = ingress
             .spec
             .as_ref()
             .and_then(|spec| spec.ingress_class_name.as_deref());
-        let legacy = ingress
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|annotations| annotations.get(LEGACY_CLASS_ANNOTATION));
+        let legacy = ingress.annotations.get(LEGACY_CLASS_ANNOTATION);
         match (class_name, legacy) {
             (Some(name), _) => {
                 name == options.ingress_class
@@ -75,14 +71,14 @@ pub(crate) fn select_ours(
 #[derive(Debug, Default)]
 pub(crate) struct Precedence {
     /// The last snapshot's Ingresses, in its order.
-    ingresses: Vec<Arc<Ingress>>,
+    ingresses: Vec<Arc<IngressSummary>>,
     /// Positions in `ingresses`, oldest first.
     order: Vec<usize>,
 }
 
 impl Precedence {
     /// Positions in `ingresses`, oldest first, then by namespace and name.
-    fn order(&mut self, ingresses: &[Arc<Ingress>]) -> &[usize] {
+    fn order(&mut self, ingresses: &[Arc<IngressSummary>]) -> &[usize] {
         let same_keys =
             self.ingresses.len() == ingresses.len()
                 && self.ingresses.iter().zip(ingresses).all(|(old, new)| {
@@ -117,50 +113,36 @@ struct OrderKey<'a> {
 }
 
 impl<'a> OrderKey<'a> {
-    fn of(ingress: &'a Ingress) -> Self {
-        let created = ingress
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|time| &time.0);
+    fn of(ingress: &'a IngressSummary) -> Self {
+        let created = ingress.created.as_ref();
         Self {
             undated: created.is_none(),
             created,
-            namespace: ingress.metadata.namespace.as_deref().unwrap_or_default(),
-            name: ingress.metadata.name.as_deref().unwrap_or_default(),
+            namespace: &ingress.namespace,
+            name: &ingress.name,
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-
     use super::*;
 
-    fn ingress(namespace: &str, name: &str, created: Option<&str>) -> Arc<Ingress> {
-        let created = created.map(|time| Time(time.parse().expect("a timestamp")));
-        Arc::new(Ingress {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                namespace: Some(namespace.to_owned()),
-                creation_timestamp: created,
-                ..ObjectMeta::default()
-            },
-            ..Ingress::default()
+    fn ingress(namespace: &str, name: &str, created: Option<&str>) -> Arc<IngressSummary> {
+        Arc::new(IngressSummary {
+            namespace: namespace.into(),
+            name: name.into(),
+            created: created.map(|time| time.parse().expect("a timestamp")),
+            ..IngressSummary::default()
         })
     }
 
-    fn names(ingresses: &[Arc<Ingress>], order: &[usize]) -> Vec<String> {
+    fn names(ingresses: &[Arc<IngressSummary>], order: &[usize]) -> Vec<String> {
         order
             .iter()
             .map(|&position| {
-                let metadata = &ingresses[position].metadata;
-                format!(
-                    "{}/{}",
-                    metadata.namespace.as_deref().unwrap_or_default(),
-                    metadata.name.as_deref().unwrap_or_default()
-                )
+                let ingress = &ingresses[position];
+                format!("{}/{}", ingress.namespace, ingress.name)
             })
             .collect()
     }

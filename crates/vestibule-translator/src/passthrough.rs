@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::networking::v1::Ingress;
+use vestibule_resources::IngressSummary;
 use vestibule_routing::{
     HostMatch, IngressRef, Passthrough, PassthroughTable, Route, RouteTable, VirtualHost,
 };
@@ -26,8 +26,8 @@ pub(crate) struct Requests {
 
 impl Requests {
     /// Records that `ingress` asks for its hosts to be passed through.
-    pub(crate) fn ask(&mut self, ingress: &Ingress) {
-        let rules = ingress.spec.as_ref().and_then(|spec| spec.rules.as_deref());
+    pub(crate) fn ask(&mut self, ingress: &IngressSummary) {
+        let rules = ingress.spec.as_ref().map(|spec| &spec.rules[..]);
         let hosts = rules
             .unwrap_or_default()
             .iter()

@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use foldhash::HashMap;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::networking::v1::Ingress;
-use vestibule_resources::Snapshot;
+use vestibule_resources::{IngressSummary, Snapshot};
 use vestibule_routing::{HostMatch, IngressRef};
 
 use crate::annotations::{IngressSettings, settings_of};
@@ -18,7 +17,7 @@ use crate::warning::{Warning, WarningReason};
 #[derive(Debug)]
 pub(crate) struct IngressPlan {
     /// The Ingress.
-    pub ingress: Arc<Ingress>,
+    pub ingress: Arc<IngressSummary>,
     /// Its namespace and name.
     pub reference: IngressRef,
     /// What its annotations ask for.
@@ -35,7 +34,7 @@ pub(crate) struct IngressPlan {
 
 impl IngressPlan {
     /// Reads `ingress`; the Secrets its settings name are looked up in `snapshot`.
-    fn read(ingress: &Arc<Ingress>, snapshot: &Snapshot) -> Self {
+    fn read(ingress: &Arc<IngressSummary>, snapshot: &Snapshot) -> Self {
         let mut warnings = Vec::new();
         let settings = settings_of(ingress, snapshot, &mut warnings);
         let reference = ingress_ref(ingress);
@@ -52,7 +51,7 @@ impl IngressPlan {
                 "has no spec, so it routes nothing".to_owned(),
             )),
             Some(spec) => {
-                let rules = spec.rules.as_deref().unwrap_or_default();
+                let rules = &spec.rules;
                 if rules.is_empty() && spec.default_backend.is_none() {
                     warnings.push(Warning::on_ingress(
                         &reference,
@@ -105,7 +104,7 @@ impl Plans {
     /// same objects as last time, unless the Secrets changed.
     pub fn update(
         &mut self,
-        ingresses: &[Arc<Ingress>],
+        ingresses: &[Arc<IngressSummary>],
         snapshot: &Snapshot,
     ) -> Vec<Arc<IngressPlan>> {
         let mut previous = std::mem::take(&mut self.by_ingress);

@@ -6,23 +6,23 @@
 use std::sync::Arc;
 
 use foldhash::{HashSet, HashSetExt};
-use k8s_openapi::api::networking::v1::Ingress;
+use vestibule_resources::IngressSummary;
 use vestibule_routing::{HostMatch, PathMatch, RoutePolicy};
 
 use crate::annotations::IngressSettings;
 
 /// The hosts, with their `server-alias` hosts, that some Ingress puts in regex mode.
 pub(crate) fn regex_hosts<'a>(
-    ingresses: impl IntoIterator<Item = (&'a Ingress, &'a IngressSettings)>,
+    ingresses: impl IntoIterator<Item = (&'a IngressSummary, &'a IngressSettings)>,
 ) -> HashSet<HostMatch> {
     let mut hosts = HashSet::new();
     for (ingress, settings) in ingresses {
-        let rules = ingress.spec.as_ref().and_then(|spec| spec.rules.as_deref());
+        let rules = ingress.spec.as_ref().map(|spec| &spec.rules[..]);
         for rule in rules.unwrap_or_default() {
             let Ok(host) = HostMatch::parse(rule.host.as_deref().unwrap_or_default()) else {
                 continue;
             };
-            let mut paths = rule.http.iter().flat_map(|http| &http.paths);
+            let mut paths = rule.paths.iter();
             if !paths.any(|path| asks_for_regex(settings, path.path.as_deref().unwrap_or("/"))) {
                 continue;
             }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use foldhash::HashSet;
-use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use vestibule_resources::{IngressBackendSummary, IngressSummary};
 use vestibule_routing::{
     BackendId, CanaryRule, HostMatch, IngressRef, PathMatch, Route, RouteTableBuilder,
     ServicePortRef, VirtualHost,
@@ -18,15 +18,10 @@ use crate::tls::Tls;
 use crate::warning::{Warning, WarningReason};
 
 /// The namespace and name of an Ingress.
-pub(crate) fn ingress_ref(ingress: &Ingress) -> IngressRef {
+pub(crate) fn ingress_ref(ingress: &IngressSummary) -> IngressRef {
     IngressRef {
-        namespace: ingress
-            .metadata
-            .namespace
-            .as_deref()
-            .unwrap_or_default()
-            .into(),
-        name: ingress.metadata.name.as_deref().unwrap_or_default().into(),
+        namespace: ingress.namespace.as_ref().into(),
+        name: ingress.name.as_ref().into(),
     }
 }
 
@@ -154,10 +149,7 @@ impl<'a> IngressRules<'a> {
     fn add_on(&mut self, host: &HostMatch, builder: &mut RouteTableBuilder<Route>) {
         let plan = self.plan;
         let spec = plan.ingress.spec.as_ref();
-        for rule in spec
-            .and_then(|spec| spec.rules.as_deref())
-            .unwrap_or_default()
-        {
+        for rule in spec.map(|spec| &spec.rules[..]).unwrap_or_default() {
             let Ok(rule_host) = HostMatch::parse(rule.host.as_deref().unwrap_or_default()) else {
                 continue;
             };
@@ -174,8 +166,7 @@ impl<'a> IngressRules<'a> {
             if !on_rule_host && as_alias == 0 {
                 continue;
             }
-            let paths = rule.http.as_ref().map(|http| http.paths.as_slice());
-            for http_path in paths.unwrap_or_default() {
+            for http_path in &rule.paths {
                 let path_text = http_path.path.as_deref().unwrap_or("/");
                 let path_type = &http_path.path_type;
                 let Some(path) = self.path_match(path_text, path_type, &rule_host, on_rule_host)
@@ -194,7 +185,7 @@ impl<'a> IngressRules<'a> {
         &mut self,
         host: &HostMatch,
         path: &PathMatch,
-        backend: &IngressBackend,
+        backend: &IngressBackendSummary,
         builder: &mut RouteTableBuilder<Route>,
     ) {
         let place = RulePlace { host, path };
@@ -243,32 +234,25 @@ impl<'a> IngressRules<'a> {
 
     fn route_to(
         &mut self,
-        backend: &IngressBackend,
+        backend: &IngressBackendSummary,
         host: &HostMatch,
         place: &dyn fmt::Display,
     ) -> Option<Route> {
         let Some(service) = &backend.service else {
-            let message = match &backend.resource {
-                Some(resource) => format!(
-                    "{place} refers to a {} resource; only Service backends are supported",
-                    resource.kind
+            let message = match &backend.resource_kind {
+                Some(kind) => format!(
+                    "{place} refers to a {kind} resource; only Service backends are supported"
                 ),
                 None => format!("{place} names no backend service"),
             };
             self.warn(WarningReason::UnsupportedBackend, message);
             return None;
         };
-        let port =
-            service
-                .port
-                .as_ref()
-                .and_then(|port| match (port.number, port.name.as_deref()) {
-                    (Some(number), _) => u16::try_from(number).ok().map(ServicePortRef::Number),
-                    (None, Some(name)) if !name.is_empty() => {
-                        Some(ServicePortRef::Name(name.to_owned()))
-                    }
-                    _ => None,
-                });
+        let port = match (service.port_number, service.port_name.as_deref()) {
+            (Some(number), _) => u16::try_from(number).ok().map(ServicePortRef::Number),
+            (None, Some(name)) if !name.is_empty() => Some(ServicePortRef::Name(name.to_owned())),
+            _ => None,
+        };
         let Some(port) = port else {
             let message = format!(
                 "{place} refers to Service {} without a valid port number or name",
@@ -279,7 +263,7 @@ impl<'a> IngressRules<'a> {
         };
         let id = BackendId {
             namespace: self.plan.reference.namespace.clone(),
-            service: service.name.as_str().into(),
+            service: service.name.as_ref().into(),
             port,
         };
         let settings = &self.plan.settings;

@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::networking::v1::Ingress;
-use vestibule_resources::{ObjectKey, ObjectKind, Snapshot};
+use vestibule_resources::{IngressSummary, ObjectKey, ObjectKind, Snapshot};
 use vestibule_routing::{HostMap, HostMatch};
 use vestibule_tls::{Certificate, TlsTable};
 
@@ -46,7 +45,7 @@ pub struct SecretName {
 /// and gets the default certificate.
 pub(crate) fn build(
     snapshot: &Snapshot,
-    ingresses: &[Arc<Ingress>],
+    ingresses: &[Arc<IngressSummary>],
     default_certificate: Option<&SecretName>,
     warnings: &mut Vec<Warning>,
 ) -> Tls {
@@ -73,14 +72,14 @@ pub(crate) fn build(
         }
     }
     for ingress in ingresses {
-        let entries = ingress.spec.as_ref().and_then(|spec| spec.tls.as_deref());
+        let entries = ingress.spec.as_ref().map(|spec| &spec.tls[..]);
         let entries = entries.unwrap_or_default();
         if entries.is_empty() {
             continue;
         }
         let owner = ingress_ref(ingress);
         for entry in entries {
-            let hosts = entry.hosts.as_deref().unwrap_or_default();
+            let hosts = &entry.hosts;
             if hosts.is_empty() {
                 warnings.push(Warning::on_ingress(
                     &owner,

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use vestibule_resources::k8s_openapi::api::networking::v1::Ingress;
-use vestibule_resources::{ManifestFormat, Object, decode_manifest};
+use vestibule_resources::{IngressSummary, ManifestFormat, Object, decode_manifest};
 use vestibule_translator::review_annotations;
 
 use crate::cli::CheckArgs;
@@ -33,9 +32,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     }
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
     for (origin, ingress) in &ingresses {
-        let namespace = ingress.metadata.namespace.as_deref().unwrap_or_default();
-        let name = ingress.metadata.name.as_deref().unwrap_or_default();
-        println!("Ingress {namespace}/{name} ({origin})");
+        println!("Ingress {}/{} ({origin})", ingress.namespace, ingress.name);
         let verdicts = review_annotations(ingress);
         if verdicts.is_empty() {
             println!("  no ingress-nginx annotations");
@@ -78,7 +75,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
 /// The Ingresses in a file, a directory (every `.yaml`, `.yml` and `.json` file in it and its
 /// subdirectories, in name order) or standard input (`-`), each with where it came from.
 /// One Ingress and where it was read from.
-type Found = (String, Arc<Ingress>);
+type Found = (String, Arc<IngressSummary>);
 
 fn read_source(source: &Path) -> Result<Vec<Found>, String> {
     if source == Path::new("-") {

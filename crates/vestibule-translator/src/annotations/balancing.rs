@@ -245,15 +245,14 @@ mod tests {
 
     #[test]
     fn settings_without_effect_are_reported_as_ignored() {
-        use k8s_openapi::api::networking::v1::Ingress;
         let verdicts = |pairs: &[(&str, &str)]| {
-            let mut ingress = Ingress::default();
-            ingress.metadata.annotations = Some(
-                pairs
+            let ingress = vestibule_resources::IngressSummary {
+                annotations: pairs
                     .iter()
                     .map(|(key, value)| (format!("vestibule.dev/{key}"), (*value).to_owned()))
                     .collect(),
-            );
+                ..Default::default()
+            };
             crate::review_annotations(&ingress)
                 .into_iter()
                 .map(|verdict| verdict.verdict.label())

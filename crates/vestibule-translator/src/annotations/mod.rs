@@ -21,8 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
-use k8s_openapi::api::networking::v1::Ingress;
-use vestibule_resources::Snapshot;
+use vestibule_resources::{IngressSummary, Snapshot};
 use vestibule_routing::{CanaryRule, HostMatch, RoutePolicy};
 
 use crate::rules::ingress_ref;
@@ -127,7 +126,7 @@ pub struct AnnotationVerdict {
 
 /// What Vestibule does with each annotation of `ingress` under the prefixes it reads, in key
 /// order; other annotations are not listed.
-pub fn review_annotations(ingress: &Ingress) -> Vec<AnnotationVerdict> {
+pub fn review_annotations(ingress: &IngressSummary) -> Vec<AnnotationVerdict> {
     read(ingress, &Snapshot::default()).verdicts
 }
 
@@ -135,7 +134,7 @@ pub fn review_annotations(ingress: &Ingress) -> Vec<AnnotationVerdict> {
 /// refused, invalid, unsupported or unknown.
 /// Secrets the settings refer to are looked up in `snapshot`.
 pub(crate) fn settings_of(
-    ingress: &Ingress,
+    ingress: &IngressSummary,
     snapshot: &Snapshot,
     warnings: &mut Vec<Warning>,
 ) -> IngressSettings {
@@ -178,11 +177,10 @@ struct Read {
     problems: Vec<(WarningReason, String)>,
 }
 
-fn read(ingress: &Ingress, snapshot: &Snapshot) -> Read {
-    let empty = BTreeMap::new();
-    let annotations = ingress.metadata.annotations.as_ref().unwrap_or(&empty);
+fn read(ingress: &IngressSummary, snapshot: &Snapshot) -> Read {
+    let annotations = &ingress.annotations;
     let mut reader = Reader::new(annotations);
-    let namespace = ingress.metadata.namespace.as_deref().unwrap_or_default();
+    let namespace = &ingress.namespace;
     let canary = canary::read(&mut reader);
     let mut settings = match canary {
         Some(_) => IngressSettings::default(),
