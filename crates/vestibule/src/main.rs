@@ -12,6 +12,7 @@ mod serve;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use std::num::NonZeroUsize;
@@ -24,6 +25,13 @@ use crate::cli::{Cli, Command};
 /// bench/RESULTS.md), as a request still allocates a dozen times in hyper and its client.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// How long a thread that scanned or translated a configuration waits for more such work before
+/// it exits (tokio's default is 10 s). The allocator hands memory freed on any thread back to the
+/// system when its purge delay (1 s) has passed and a page is next freed; a large configuration
+/// frees tens of MiB while it is read and replaced, and these threads' exit is what frees pages
+/// next when no request arrives. Two seconds makes that happen soon after a change settles.
+const BLOCKING_THREAD_KEEP_ALIVE: Duration = Duration::from_secs(2);
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
@@ -50,6 +58,7 @@ fn main() -> anyhow::Result<ExitCode> {
     };
     let runtime = runtime
         .enable_all()
+        .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
