@@ -116,6 +116,11 @@ def _changes(phase):
     return f"{number(phase['p50'])} / {number(phase['p99'])} / {number(phase['max'])} ms (n={phase['n']}{missed})"
 
 
+def _settled(figures):
+    settled = figures.get("rss_settled_kib")
+    return _mib(figures["rss_kib"]) + (f" ({_mib(settled)} 5 s after)" if settled else "")
+
+
 def scale_section(s):
     v, n, ns = s["vestibule"], s["nginx"], s["nginx-shared"]
     vt = v.get("translation_change_ms") or {}
@@ -124,7 +129,8 @@ def scale_section(s):
         ("Start to ready (Vestibule: /readyz answers 200, median of its starts; nginx: first answer)",
          _ready(v), _ms(n["routed_s"]), _ms(ns["routed_s"])),
         ("Start to the last Ingress's route answering", _ms(v["routed_s"]), _ms(n["routed_s"]), _ms(ns["routed_s"])),
-        ("Memory after start: VmRSS (nginx: summed over master + worker)", _mib(v["rss_kib"]), _mib(n["rss_kib"]), _mib(ns["rss_kib"])),
+        ("Memory after start: VmRSS 1 s after the last route answers (Vestibule: and 5 s after; nginx: summed over master + worker)",
+         _settled(v), _mib(n["rss_kib"]), _mib(ns["rss_kib"])),
         ("Memory after start: PSS (shared pages counted once)", "–", _mib(n["pss_kib"]), _mib(ns["pss_kib"])),
         ("Memory after the changes: VmRSS (nginx: PSS)", f"{_mib(v['rss_after_kib'])} (peak VmHWM {_mib(v['hwm_after_kib'])})",
          _mib(n["pss_after_kib"]), _mib(ns["pss_after_kib"])),

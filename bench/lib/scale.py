@@ -125,6 +125,10 @@ def run_vestibule(env, out, ingresses, changes, log):
     time.sleep(1)
     figures["rss_kib"] = status_field(proc.pid, "VmRSS")
     figures["hwm_kib"] = status_field(proc.pid, "VmHWM")
+    # Memory freed during start-up goes back to the system once the allocator's purge delay has
+    # passed and the threads that did the work have exited (see the README): read it again then.
+    time.sleep(4)
+    figures["rss_settled_kib"] = status_field(proc.pid, "VmRSS")
     initial = translation_times(env.procs.log("scale-vestibule"))
     figures["translation_first_us"] = initial[0] if initial else None
     each = ", ".join(f"{ready:.3f}" for ready in starts)
