@@ -9,12 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use vestibule_resources::k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
-    IngressServiceBackend, IngressSpec, ServiceBackendPort,
+use vestibule_resources::{
+    IngressBackendSummary, IngressPathSummary, IngressRuleSummary, IngressSpecSummary,
+    IngressSummary, Object, ServiceBackendSummary, Snapshot,
 };
-use vestibule_resources::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use vestibule_resources::{Object, Snapshot};
 use vestibule_routing::{KeyPart, RequestValue, RoutePolicy};
 use vestibule_translator::{Options, review_annotations, translate};
 
@@ -127,38 +125,33 @@ fn exercise(policy: &RoutePolicy, probe: &str) {
     }
 }
 
-fn ingress(annotations: BTreeMap<String, String>) -> Ingress {
-    let backend = IngressBackend {
-        service: Some(IngressServiceBackend {
-            name: "web".to_owned(),
-            port: Some(ServiceBackendPort {
-                number: Some(80),
-                ..ServiceBackendPort::default()
-            }),
+fn ingress(annotations: BTreeMap<String, String>) -> IngressSummary {
+    let backend = IngressBackendSummary {
+        service: Some(ServiceBackendSummary {
+            name: "web".into(),
+            port_number: Some(80),
+            port_name: None,
         }),
-        ..IngressBackend::default()
+        resource_kind: None,
     };
-    Ingress {
-        metadata: ObjectMeta {
-            name: Some("fuzzed".to_owned()),
-            namespace: Some("default".to_owned()),
-            annotations: Some(annotations),
-            ..ObjectMeta::default()
-        },
-        spec: Some(IngressSpec {
-            ingress_class_name: Some("vestibule".to_owned()),
-            rules: Some(vec![IngressRule {
-                host: Some("fuzz.example".to_owned()),
-                http: Some(HTTPIngressRuleValue {
-                    paths: vec![HTTPIngressPath {
-                        path: Some("/".to_owned()),
-                        path_type: "Prefix".to_owned(),
-                        backend,
-                    }],
-                }),
-            }]),
-            ..IngressSpec::default()
+    IngressSummary {
+        namespace: "default".into(),
+        name: "fuzzed".into(),
+        annotations,
+        spec: Some(IngressSpecSummary {
+            ingress_class_name: Some("vestibule".into()),
+            rules: [IngressRuleSummary {
+                host: Some("fuzz.example".into()),
+                paths: [IngressPathSummary {
+                    path: Some("/".into()),
+                    path_type: "Prefix".into(),
+                    backend,
+                }]
+                .into(),
+            }]
+            .into(),
+            ..IngressSpecSummary::default()
         }),
-        ..Ingress::default()
+        ..IngressSummary::default()
     }
 }

@@ -57,13 +57,13 @@ fn probes(snapshot: &Snapshot, text: &str) -> (Vec<String>, Vec<String>) {
     }
     for ingress in &snapshot.ingresses {
         let Some(spec) = &ingress.spec else { continue };
-        for rule in spec.rules.iter().flatten() {
-            hosts.extend(rule.host.clone());
-            let rule_paths = rule.http.iter().flat_map(|http| &http.paths);
-            paths.extend(rule_paths.filter_map(|path| path.path.clone()));
+        for rule in &spec.rules {
+            hosts.extend(rule.host.as_deref().map(str::to_owned));
+            let rule_paths = rule.paths.iter().filter_map(|path| path.path.as_deref());
+            paths.extend(rule_paths.map(str::to_owned));
         }
-        for tls in spec.tls.iter().flatten() {
-            hosts.extend(tls.hosts.iter().flatten().cloned());
+        for tls in &spec.tls {
+            hosts.extend(tls.hosts.iter().cloned());
         }
     }
     hosts.truncate(MAX_PROBES);
