@@ -3,7 +3,7 @@
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Client, Discovery};
-use vestibule_resources::EndpointSliceSummary;
+use vestibule_resources::{EndpointSliceSummary, ReadyAddresses};
 
 use crate::error::ClusterError;
 
@@ -59,9 +59,8 @@ pub(crate) fn summarize_v1beta1(slice: &DynamicObject) -> EndpointSliceSummary {
                 .into(),
             name: slice.metadata.name.as_deref().unwrap_or_default().into(),
             service: None,
-            fqdn: false,
             ports: Box::default(),
-            ready_addresses: Box::default(),
+            ready: ReadyAddresses::default(),
         },
     }
 }
@@ -99,7 +98,8 @@ mod tests {
         .expect("dynamic object");
         let slice = summarize_v1beta1(&beta);
         assert_eq!(slice.service.as_deref(), Some("web"));
-        assert_eq!(&*slice.ready_addresses, [Box::from("10.0.0.1")]);
+        let ip = "10.0.0.1".parse().expect("an IP address");
+        assert_eq!(slice.ready, ReadyAddresses::Ips(Box::new([ip])));
         assert_eq!(slice.ports[0].port, Some(8080));
         assert_eq!(&*slice.namespace, "shop");
     }

@@ -268,14 +268,19 @@ mod tests {
         };
         let mut builder = RouteTableBuilder::default();
         builder
-            .add_rule(HostMatch::Any, PathMatch::prefix("/"), route)
+            .add_rule(HostMatch::Any, PathMatch::prefix("/"), Arc::new(route))
             .expect("no conflict");
-        let endpoints: BTreeMap<BackendId, Vec<Endpoint>> = [
+        let endpoints: BTreeMap<BackendId, Arc<[Endpoint]>> = [
             (backend("web"), "10.0.0.1:80"),
             (backend("web-v2"), "10.0.0.2:80"),
         ]
         .into_iter()
-        .map(|(id, addr)| (id, vec![Endpoint::Socket(addr.parse().expect("address"))]))
+        .map(|(id, addr)| {
+            (
+                id,
+                Arc::from([Endpoint::Socket(addr.parse().expect("address"))]),
+            )
+        })
         .collect();
         let plane = crate::DataPlane::default();
         plane.apply(&builder.build(), &Arc::new(endpoints), &Default::default());

@@ -368,18 +368,18 @@ mod tests {
         }
     }
 
-    fn route(backend: BackendId, ingress_name: &str, tls: bool) -> Route {
-        Route {
+    fn route(backend: BackendId, ingress_name: &str, tls: bool) -> Arc<Route> {
+        Arc::new(Route {
             backend,
             ingress: ingress(ingress_name),
             tls,
             https_redirect: tls,
             policy: Default::default(),
             canary: None,
-        }
+        })
     }
 
-    fn table() -> RouteTable<Route> {
+    fn table() -> RouteTable<Arc<Route>> {
         let web = backend("web", ServicePortRef::Number(80));
         let api = backend("api", ServicePortRef::Name("http".into()));
         let mut builder = RouteTableBuilder::default();
@@ -416,9 +416,12 @@ mod tests {
         Arc::new(BTreeMap::from([
             (
                 backend("web", ServicePortRef::Number(80)),
-                vec![socket("10.0.0.1:8080"), socket("10.0.0.2:8080")],
+                Arc::from([socket("10.0.0.1:8080"), socket("10.0.0.2:8080")]),
             ),
-            (backend("api", ServicePortRef::Name("http".into())), vec![]),
+            (
+                backend("api", ServicePortRef::Name("http".into())),
+                Arc::default(),
+            ),
         ]))
     }
 
@@ -570,7 +573,7 @@ mod tests {
         let pass = backend("pass", ServicePortRef::Number(443));
         let mut backends = BTreeMap::clone(&endpoints());
         let relay = Endpoint::Socket("10.0.0.9:8443".parse().expect("socket address"));
-        backends.insert(pass.clone(), vec![relay]);
+        backends.insert(pass.clone(), Arc::from([relay]));
         plane.apply(&table(), &Arc::new(backends), &TlsTable::default());
         let mut passthrough = PassthroughTable::default();
         passthrough.insert(

@@ -305,9 +305,9 @@ mod tests {
         };
         let host = HostMatch::parse("*.pass.example").expect("host");
         builder
-            .add_rule(host.clone(), PathMatch::prefix("/"), route)
+            .add_rule(host.clone(), PathMatch::prefix("/"), Arc::new(route))
             .expect("no conflict");
-        let endpoints = Arc::new(BTreeMap::from([(backend(), Vec::new())]));
+        let endpoints = Arc::new(BTreeMap::from([(backend(), Arc::default())]));
         plane.apply(&builder.build(), &endpoints, &TlsTable::default());
         let mut table = PassthroughTable::default();
         table.insert(

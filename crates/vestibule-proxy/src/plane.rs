@@ -18,8 +18,8 @@ use crate::upstream::Upstream;
 /// What a matched rule leads to in the data plane.
 #[derive(Debug)]
 pub struct RouteTarget {
-    /// The route as the translator produced it.
-    pub route: Route,
+    /// The route as the translator produced it, shared with the translator's table.
+    pub route: Arc<Route>,
     /// The live upstream of the route's backend.
     pub upstream: Arc<Upstream>,
     /// The route's metric labels, computed once per table and shared by its requests.
@@ -54,7 +54,7 @@ impl RouteTarget {
             (None, None) => true,
             _ => false,
         };
-        self.route == *route && live(&route.backend, &self.upstream) && same_canary && same_zone
+        *self.route == *route && live(&route.backend, &self.upstream) && same_canary && same_zone
     }
 }
 
@@ -78,7 +78,7 @@ struct Registry {
     upstreams: HashMap<BackendId, Arc<Upstream>>,
     zones: Zones,
     /// The table the live one was converted from.
-    source: RouteTable<Route>,
+    source: RouteTable<Arc<Route>>,
     /// The backends last applied.
     backends: Backends,
 }
@@ -193,7 +193,7 @@ impl DataPlane {
     /// with.
     pub fn apply(
         &self,
-        routes: &RouteTable<Route>,
+        routes: &RouteTable<Arc<Route>>,
         backends: &Backends,
         tls: &TlsTable,
     ) -> Applied {
@@ -226,7 +226,7 @@ impl DataPlane {
             // uses was just created (its backend had gone); its limiter zone stays live. With
             // no upstream created and no zone live, there is nothing to check.
             let nothing_to_check = created.is_empty() && zones.borrow().none_live();
-            let kept = |route: &Route| {
+            let kept = |route: &Arc<Route>| {
                 if nothing_to_check {
                     return true;
                 }
@@ -289,7 +289,7 @@ mod tests {
         }
     }
 
-    fn routes(paths: &[(&str, &str)]) -> RouteTable<Route> {
+    fn routes(paths: &[(&str, &str)]) -> RouteTable<Arc<Route>> {
         let rules: Vec<_> = paths
             .iter()
             .map(|&(path, service)| ("", path, service))
@@ -298,7 +298,7 @@ mod tests {
     }
 
     /// A table of (host, prefix path, service) rules; an empty host is any host.
-    fn hosted(rules: &[(&str, &str, &str)]) -> RouteTable<Route> {
+    fn hosted(rules: &[(&str, &str, &str)]) -> RouteTable<Arc<Route>> {
         let mut builder = RouteTableBuilder::default();
         for (host, path, service) in rules {
             let route = Route {
@@ -314,21 +314,26 @@ mod tests {
             };
             let host = HostMatch::parse(host).expect("valid host");
             builder
-                .add_rule(host, PathMatch::prefix(path), route)
+                .add_rule(host, PathMatch::prefix(path), Arc::new(route))
                 .expect("no conflict");
         }
         builder.build()
     }
 
     fn endpoints(list: &[(&str, &str)]) -> Backends {
-        let mut map: BTreeMap<BackendId, Vec<Endpoint>> = BTreeMap::new();
+        let mut lists: BTreeMap<BackendId, Vec<Endpoint>> = BTreeMap::new();
         for (service, addr) in list {
-            let entry = map.entry(backend(service)).or_default();
+            let entry = lists.entry(backend(service)).or_default();
             if !addr.is_empty() {
                 entry.push(Endpoint::Socket(addr.parse().expect("socket address")));
             }
         }
-        Arc::new(map)
+        Arc::new(
+            lists
+                .into_iter()
+                .map(|(id, list)| (id, Arc::from(list)))
+                .collect(),
+        )
     }
 
     fn picked(plane: &DataPlane, path: &str) -> Option<String> {
@@ -456,18 +461,20 @@ mod tests {
     #[test]
     fn a_rate_limited_host_taken_over_unchanged_keeps_its_zone() {
         let plane = DataPlane::default();
-        let limited = |table: RouteTable<Route>| {
+        let limited = |table: RouteTable<Arc<Route>>| {
             let limit = vestibule_routing::RateLimit {
                 requests: Vec::new(),
                 connections: std::num::NonZeroU32::new(5),
                 exempt: Vec::new(),
             };
-            table.map(|route| Route {
-                policy: Arc::new(vestibule_routing::RoutePolicy {
-                    rate_limit: Some(limit.clone()),
-                    ..Default::default()
-                }),
-                ..route.clone()
+            table.map(|route| {
+                Arc::new(Route {
+                    policy: Arc::new(vestibule_routing::RoutePolicy {
+                        rate_limit: Some(limit.clone()),
+                        ..Default::default()
+                    }),
+                    ..Route::clone(route)
+                })
             })
         };
         let all = endpoints(&[("a", "10.0.0.1:80"), ("b", "10.0.0.2:80")]);

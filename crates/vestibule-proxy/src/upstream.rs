@@ -236,8 +236,12 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 fn build_selector(endpoints: &[Endpoint]) -> Selector {
+    // Sized exactly: collecting from a filter would leave room for four, and an upstream is
+    // kept for every backend.
+    let mut live = Vec::with_capacity(endpoints.len());
+    live.extend(endpoints.iter().filter_map(UpstreamEndpoint::new));
     Selector {
-        endpoints: endpoints.iter().filter_map(UpstreamEndpoint::new).collect(),
+        endpoints: live,
         balancer: Box::new(RoundRobin::default()),
     }
 }
@@ -246,8 +250,8 @@ impl UpstreamEndpoint {
     /// A fresh, healthy endpoint; `None` when it cannot be addressed.
     pub(crate) fn new(endpoint: &Endpoint) -> Option<Self> {
         let authority = match endpoint {
-            Endpoint::Socket(addr) => Authority::try_from(addr.to_string()),
-            Endpoint::Name { host, port } => Authority::try_from(format!("{host}:{port}")),
+            Endpoint::Socket(addr) => Authority::try_from(addr.to_string().as_str()),
+            Endpoint::Name { host, port } => Authority::try_from(format!("{host}:{port}").as_str()),
         };
         match authority {
             Ok(authority) => Some(Self {

@@ -38,8 +38,8 @@ pub struct IngressSummary {
 pub struct IngressSpecSummary {
     /// `ingressClassName`.
     pub ingress_class_name: Option<Box<str>>,
-    /// `defaultBackend`.
-    pub default_backend: Option<IngressBackendSummary>,
+    /// `defaultBackend`; boxed, as few Ingresses have one.
+    pub default_backend: Option<Box<IngressBackendSummary>>,
     /// `rules`, in order.
     pub rules: Box<[IngressRuleSummary]>,
     /// `tls`, in order.
@@ -118,7 +118,9 @@ impl From<IngressSpec> for IngressSpecSummary {
     fn from(spec: IngressSpec) -> Self {
         Self {
             ingress_class_name: spec.ingress_class_name.map(Box::from),
-            default_backend: spec.default_backend.map(IngressBackendSummary::from),
+            default_backend: spec
+                .default_backend
+                .map(|backend| Box::new(IngressBackendSummary::from(backend))),
             rules: spec
                 .rules
                 .unwrap_or_default()

@@ -20,6 +20,8 @@ pub use ingress_summary::{
 };
 pub use object::{Object, ObjectKey, ObjectKind};
 pub use snapshot::{DuplicateObject, Snapshot};
-pub use summary::{EndpointSliceSummary, ServicePortSummary, ServiceSummary, SlicePortSummary};
+pub use summary::{
+    EndpointSliceSummary, ReadyAddresses, ServicePortSummary, ServiceSummary, SlicePortSummary,
+};
 
 pub use k8s_openapi;

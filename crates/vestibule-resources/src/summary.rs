@@ -4,6 +4,8 @@
 //! holds every field of its schema: an EndpointSlice with one endpoint takes about 1.5 KB
 //! before any text. The snapshot keeps these summaries instead, a few hundred bytes each.
 
+use std::net::IpAddr;
+
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -67,12 +69,26 @@ pub struct EndpointSliceSummary {
     /// The Service named by the `kubernetes.io/service-name` label; a slice without one
     /// serves no Service.
     pub service: Option<Box<str>>,
-    /// Whether the addresses are host names (`addressType: FQDN`) rather than IP addresses.
-    pub fqdn: bool,
     /// The ports every endpoint of the slice serves.
     pub ports: Box<[SlicePortSummary]>,
     /// The addresses of the endpoints that are ready (or do not say), in the slice's order.
-    pub ready_addresses: Box<[Box<str>]>,
+    pub ready: ReadyAddresses,
+}
+
+/// The addresses of a slice's ready endpoints, by the slice's `addressType`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadyAddresses {
+    /// IP addresses (`IPv4` or `IPv6`), parsed once here: an address that does not parse
+    /// cannot be sent to, and is left out.
+    Ips(Box<[IpAddr]>),
+    /// Host names (`FQDN`).
+    Names(Box<[Box<str>]>),
+}
+
+impl Default for ReadyAddresses {
+    fn default() -> Self {
+        Self::Ips(Box::default())
+    }
 }
 
 /// One port of an EndpointSlice.
@@ -102,7 +118,7 @@ impl From<&EndpointSlice> for EndpointSliceSummary {
                 port: port.port,
             })
             .collect();
-        let ready_addresses = slice
+        let addresses = slice
             .endpoints
             .iter()
             .filter(|endpoint| {
@@ -112,16 +128,18 @@ impl From<&EndpointSlice> for EndpointSliceSummary {
                     .and_then(|conditions| conditions.ready)
                     .unwrap_or(true)
             })
-            .flat_map(|endpoint| &endpoint.addresses)
-            .map(|address| Box::from(address.as_str()))
-            .collect();
+            .flat_map(|endpoint| &endpoint.addresses);
+        let ready = if slice.address_type == "FQDN" {
+            ReadyAddresses::Names(addresses.map(|name| Box::from(name.as_str())).collect())
+        } else {
+            ReadyAddresses::Ips(addresses.filter_map(|ip| ip.parse().ok()).collect())
+        };
         Self {
             namespace: boxed(slice.metadata.namespace.as_deref()),
             name: boxed(slice.metadata.name.as_deref()),
             service,
-            fqdn: slice.address_type == "FQDN",
             ports,
-            ready_addresses,
+            ready,
         }
     }
 }
@@ -200,7 +218,6 @@ mod tests {
             ]
         }));
         assert_eq!(summary.service.as_deref(), Some("web"));
-        assert!(!summary.fqdn);
         assert_eq!(
             summary.ports[..],
             [SlicePortSummary {
@@ -208,8 +225,11 @@ mod tests {
                 port: Some(8080)
             }]
         );
-        let addresses: Vec<&str> = summary.ready_addresses.iter().map(|a| &**a).collect();
-        assert_eq!(addresses, ["10.0.0.1", "10.0.0.3", "10.0.0.4"]);
+        let ip = |text: &str| text.parse::<IpAddr>().expect("an IP address");
+        assert_eq!(
+            summary.ready,
+            ReadyAddresses::Ips(Box::new([ip("10.0.0.1"), ip("10.0.0.3"), ip("10.0.0.4")]))
+        );
     }
 
     #[test]
@@ -218,6 +238,6 @@ mod tests {
             "metadata": {"name": "orphan"}, "addressType": "FQDN", "endpoints": []
         }));
         assert_eq!(summary.service, None);
-        assert!(summary.fqdn);
+        assert_eq!(summary.ready, ReadyAddresses::Names(Box::default()));
     }
 }

@@ -8,8 +8,9 @@ use crate::canary::Canary;
 use crate::policy::RoutePolicy;
 
 /// The ready endpoints of each backend, shared so a translation that resolves the same as the
-/// last one hands out the same map, and the data plane can tell.
-pub type Backends = Arc<std::collections::BTreeMap<BackendId, Vec<Endpoint>>>;
+/// last one hands out the same map, and the data plane can tell. Each list is shared too, with
+/// the resolutions the translator keeps.
+pub type Backends = Arc<std::collections::BTreeMap<BackendId, Arc<[Endpoint]>>>;
 
 /// A namespaced Kubernetes object name, e.g. the Ingress a route came from. The names are
 /// shared: every route of an Ingress carries them.

@@ -13,35 +13,36 @@ use crate::regex_path::{InvalidRegex, PathRegex};
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PathMatch {
     /// The path exactly, case-sensitive.
-    Exact(String),
+    Exact(Box<str>),
     /// Every path whose `/`-separated elements start with these elements. Stored normalised by
     /// [`normalize_prefix`]: `/` or elements joined by `/` with no trailing slash.
-    Prefix(String),
+    Prefix(Box<str>),
     /// Every path a regular expression matches from its start, case-insensitively: the paths
-    /// of a host on which an Ingress uses `use-regex` or `rewrite-target`.
-    Regex(PathRegex),
+    /// of a host on which an Ingress uses `use-regex` or `rewrite-target`. Boxed, as are the
+    /// paths, to keep small the rule kept for every path of every Ingress.
+    Regex(Box<PathRegex>),
 }
 
 impl PathMatch {
     /// An `Exact` rule for `path`, which must start with `/`.
     pub fn exact(path: &str) -> Self {
-        Self::Exact(path.to_owned())
+        Self::Exact(Box::from(path))
     }
 
     /// A `Prefix` rule for `path` (also used for `ImplementationSpecific`).
     pub fn prefix(path: &str) -> Self {
-        Self::Prefix(normalize_prefix(path).into_owned())
+        Self::Prefix(Box::from(normalize_prefix(path)))
     }
 
     /// A `Regex` rule for `pattern`, if it compiles within the size limit.
     pub fn regex(pattern: &str) -> Result<Self, InvalidRegex> {
-        PathRegex::new(pattern).map(Self::Regex)
+        PathRegex::new(pattern).map(|regex| Self::Regex(Box::new(regex)))
     }
 
     /// Whether a request path (without its query) matches.
     pub fn matches(&self, path: &str) -> bool {
         match self {
-            Self::Exact(exact) => exact == path,
+            Self::Exact(exact) => &**exact == path,
             Self::Prefix(prefix) => {
                 let mut wanted = elements(prefix);
                 let mut given = elements(path);
@@ -55,13 +56,13 @@ impl PathMatch {
     /// computed once for all the rules a request is tried against.
     pub(crate) fn matches_normalized(&self, path: &str, normal: &str) -> bool {
         match self {
-            Self::Exact(exact) => exact == path,
+            Self::Exact(exact) => &**exact == path,
             // Both are normal: the prefix's elements start the path's when its text does and
             // ends where an element of the path ends.
             Self::Prefix(prefix) => {
-                prefix == "/"
+                &**prefix == "/"
                     || normal
-                        .strip_prefix(prefix.as_str())
+                        .strip_prefix(&**prefix)
                         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
             }
             Self::Regex(regex) => regex.is_match(path),

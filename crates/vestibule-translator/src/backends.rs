@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
 use k8s_openapi::api::core::v1::Endpoints;
-use vestibule_resources::{EndpointSliceSummary, ServicePortSummary, ServiceSummary, Snapshot};
+use vestibule_resources::{
+    EndpointSliceSummary, ReadyAddresses, ServicePortSummary, ServiceSummary, Snapshot,
+};
 use vestibule_routing::{BackendId, Backends, Endpoint, IngressRef, Route, ServicePortRef};
 
 use crate::by_name::by_namespaced_name;
@@ -92,7 +94,7 @@ pub(crate) struct Resolutions {
     slices: Vec<Arc<EndpointSliceSummary>>,
     endpoints: Vec<Arc<Endpoints>>,
     /// Exactly the backends of `last`.
-    by_backend: HashMap<BackendId, Result<Vec<Endpoint>, Unresolved>>,
+    by_backend: HashMap<BackendId, Result<Arc<[Endpoint]>, Unresolved>>,
     /// What the last translation handed out.
     last: Backends,
     /// The backends of `last` that resolved to no endpoint, in order.
@@ -165,7 +167,9 @@ impl Resolutions {
             if resolves_to_nothing(resolved) {
                 self.unresolved.push(id.clone());
             }
-            let endpoints = resolved.as_ref().map_or_else(|_| Vec::new(), Clone::clone);
+            let endpoints = resolved
+                .as_ref()
+                .map_or_else(|_| Arc::default(), Arc::clone);
             backends.push((id.clone(), endpoints));
         }
         if self.by_backend.len() > references.len() {
@@ -177,14 +181,17 @@ impl Resolutions {
 }
 
 /// Whether a backend has no endpoint to send to: unresolved, or none ready.
-fn resolves_to_nothing(resolved: &Result<Vec<Endpoint>, Unresolved>) -> bool {
-    resolved.as_ref().is_ok_and(Vec::is_empty) || resolved.is_err()
+fn resolves_to_nothing(resolved: &Result<Arc<[Endpoint]>, Unresolved>) -> bool {
+    resolved
+        .as_ref()
+        .is_ok_and(|endpoints| endpoints.is_empty())
+        || resolved.is_err()
 }
 
 /// What to tell the Ingresses of a backend that resolved to no endpoint.
 fn problem(
     id: &BackendId,
-    resolved: &Result<Vec<Endpoint>, Unresolved>,
+    resolved: &Result<Arc<[Endpoint]>, Unresolved>,
 ) -> Option<(WarningReason, String)> {
     match resolved {
         Ok(endpoints) if endpoints.is_empty() => Some((
@@ -212,7 +219,7 @@ fn problem(
     }
 }
 
-fn resolve_one(index: &Index<'_>, id: &BackendId) -> Result<Vec<Endpoint>, Unresolved> {
+fn resolve_one(index: &Index<'_>, id: &BackendId) -> Result<Arc<[Endpoint]>, Unresolved> {
     let key = (&*id.namespace, &*id.service);
     let service = index
         .services
@@ -230,12 +237,12 @@ fn resolve_one(index: &Index<'_>, id: &BackendId) -> Result<Vec<Endpoint>, Unres
         };
         let number = number.ok_or(Unresolved::PortNotFound)?;
         return Ok(if host.is_empty() {
-            Vec::new()
+            Arc::default()
         } else {
-            vec![Endpoint::Name {
+            Arc::new([Endpoint::Name {
                 host: host.to_string(),
                 port: number,
-            }]
+            }])
         });
     }
     let port = port.ok_or(Unresolved::PortNotFound)?;
@@ -258,7 +265,7 @@ fn same_port_name(endpoint_port: Option<&str>, service_port: &ServicePortSummary
 fn from_slices(
     slices: &[&EndpointSliceSummary],
     service_port: &ServicePortSummary,
-) -> Vec<Endpoint> {
+) -> Arc<[Endpoint]> {
     let mut found = BTreeSet::new();
     for slice in slices {
         let port = slice
@@ -268,16 +275,25 @@ fn from_slices(
             .and_then(|port| port.port)
             .and_then(|port| u16::try_from(port).ok());
         let Some(port) = port else { continue };
-        for address in &slice.ready_addresses {
-            if let Some(endpoint) = to_endpoint(address, port, slice.fqdn) {
-                found.insert(endpoint);
+        match &slice.ready {
+            ReadyAddresses::Ips(ips) => {
+                found.extend(
+                    ips.iter()
+                        .map(|&ip| Endpoint::Socket(SocketAddr::new(ip, port))),
+                );
+            }
+            ReadyAddresses::Names(names) => {
+                found.extend(names.iter().map(|host| Endpoint::Name {
+                    host: host.to_string(),
+                    port,
+                }));
             }
         }
     }
     found.into_iter().collect()
 }
 
-fn from_endpoints(endpoints: &Endpoints, service_port: &ServicePortSummary) -> Vec<Endpoint> {
+fn from_endpoints(endpoints: &Endpoints, service_port: &ServicePortSummary) -> Arc<[Endpoint]> {
     let mut found = BTreeSet::new();
     for subset in endpoints.subsets.as_deref().unwrap_or_default() {
         let port = subset
@@ -289,23 +305,10 @@ fn from_endpoints(endpoints: &Endpoints, service_port: &ServicePortSummary) -> V
             .and_then(|port| u16::try_from(port.port).ok());
         let Some(port) = port else { continue };
         for address in subset.addresses.as_deref().unwrap_or_default() {
-            if let Some(endpoint) = to_endpoint(&address.ip, port, false) {
-                found.insert(endpoint);
+            if let Ok(ip) = address.ip.parse::<IpAddr>() {
+                found.insert(Endpoint::Socket(SocketAddr::new(ip, port)));
             }
         }
     }
     found.into_iter().collect()
-}
-
-fn to_endpoint(address: &str, port: u16, fqdn: bool) -> Option<Endpoint> {
-    if fqdn {
-        return Some(Endpoint::Name {
-            host: address.to_owned(),
-            port,
-        });
-    }
-    address
-        .parse::<IpAddr>()
-        .ok()
-        .map(|ip| Endpoint::Socket(SocketAddr::new(ip, port)))
 }

@@ -7,6 +7,8 @@
 //! Ingress's settings. A rule with no main route is ignored, as in ingress-nginx; a route takes
 //! one canary, the oldest canary Ingress's.
 
+use std::sync::Arc;
+
 use vestibule_routing::{Canary, CanaryRule, Route, RouteTableBuilder, VirtualHost};
 
 use crate::plan::IngressPlan;
@@ -17,8 +19,8 @@ use crate::warning::{Warning, WarningReason};
 pub(crate) fn attach_rules(
     plan: &IngressPlan,
     rule: &CanaryRule,
-    own: &VirtualHost<Route>,
-    main: &mut RouteTableBuilder<Route>,
+    own: &VirtualHost<Arc<Route>>,
+    main: &mut RouteTableBuilder<Arc<Route>>,
     warnings: &mut Vec<Warning>,
 ) {
     let mut attacher = Attacher {
@@ -38,7 +40,7 @@ pub(crate) fn attach_default(
     plan: &IngressPlan,
     rule: &CanaryRule,
     own: &Route,
-    main: Option<&mut Route>,
+    main: Option<&mut Arc<Route>>,
     warnings: &mut Vec<Warning>,
 ) {
     let mut attacher = Attacher {
@@ -63,7 +65,7 @@ impl Attacher<'_> {
     }
 
     /// Makes the backend of `canary` the canary of `main`, the main route with the same key.
-    fn attach(&mut self, main: Option<&mut Route>, canary: &Route, place: &str) {
+    fn attach(&mut self, main: Option<&mut Arc<Route>>, canary: &Route, place: &str) {
         let Some(main) = main else {
             let message = format!(
                 "{place} is served by no main Ingress, so this canary rule is ignored (a canary only adds a backend to a main Ingress's rule)"
@@ -84,7 +86,8 @@ impl Attacher<'_> {
             );
             return self.warn(WarningReason::Conflict, message);
         }
-        main.canary = Some(Box::new(Canary {
+        // Routes the main Ingress's paths share are shared: the canary goes on this one alone.
+        Arc::make_mut(main).canary = Some(Box::new(Canary {
             backend: canary.backend.clone(),
             ingress: self.plan.reference.clone(),
             rule: self.rule.clone(),

@@ -37,7 +37,7 @@ impl PartialEq for Contribution {
 /// The virtual hosts of the last translation, with what each was built from.
 #[derive(Debug, Default)]
 pub(crate) struct Hosts {
-    built: HashMap<HostMatch, (Vec<Contribution>, Arc<HostOutcome>)>,
+    built: HashMap<HostMatch, (Box<[Contribution]>, Arc<HostOutcome>)>,
 }
 
 impl Hosts {
@@ -80,7 +80,7 @@ impl Hosts {
             let inputs = contributions.remove(host).unwrap_or_default();
             let slot = self.built.get_mut(host);
             if let Some((built_from, outcome)) = &slot
-                && *built_from == inputs
+                && **built_from == *inputs
             {
                 outcomes.push(Arc::clone(outcome));
                 continue;
@@ -88,6 +88,9 @@ impl Hosts {
             let plans: Vec<&IngressPlan> = inputs.iter().map(|c| c.plan.as_ref()).collect();
             let outcome = Arc::new(build_host(host, &plans, context));
             outcomes.push(Arc::clone(&outcome));
+            // Boxed to its length: most hosts have one Ingress, and a vector would keep room
+            // for four.
+            let inputs = inputs.into_boxed_slice();
             match slot {
                 Some(slot) => *slot = (inputs, outcome),
                 None => {

@@ -26,6 +26,8 @@ mod rules;
 mod tls;
 mod warning;
 
+use std::sync::Arc;
+
 use foldhash::HashSet;
 use vestibule_resources::Snapshot;
 use vestibule_routing::{Backends, HostMatch, IngressRef, PassthroughTable, Route, RouteTable};
@@ -78,7 +80,7 @@ impl Default for Options {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Translation {
     /// The routing table.
-    pub routes: RouteTable<Route>,
+    pub routes: RouteTable<Arc<Route>>,
     /// The ready endpoints of every backend the table refers to; empty when none is ready.
     /// Shared: a translation that resolves the same hands out the same map.
     pub backends: Backends,
@@ -164,8 +166,8 @@ impl Translator {
             hosts
                 .iter()
                 .filter_map(|outcome| outcome.vhost.as_deref())
-                .flat_map(|vhost| vhost.rules().iter().map(|rule| &rule.target))
-                .chain(routes.default_backend()),
+                .flat_map(|vhost| vhost.rules().iter().map(|rule| &*rule.target))
+                .chain(routes.default_backend().map(AsRef::as_ref)),
             self.resolutions.len(),
         );
         let backends = self

@@ -9,10 +9,11 @@
 //! `--enable-ssl-passthrough` the annotation is ignored with a warning.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use vestibule_resources::IngressSummary;
 use vestibule_routing::{
-    HostMatch, IngressRef, Passthrough, PassthroughTable, Route, RouteTable, VirtualHost,
+    HostMatch, IngressRef, Passthrough, PassthroughTable, PathRule, Route, RouteTable, VirtualHost,
 };
 
 use crate::rules::ingress_ref;
@@ -39,7 +40,7 @@ impl Requests {
     /// The passthrough table for the finished routing `table`; empty when `enabled` is off.
     pub(crate) fn resolve(
         self,
-        table: &RouteTable<Route>,
+        table: &RouteTable<Arc<Route>>,
         enabled: bool,
         warnings: &mut Vec<Warning>,
     ) -> PassthroughTable {
@@ -80,8 +81,8 @@ impl Requests {
                 passthrough.insert(
                     host,
                     Passthrough {
-                        backend: root.backend.clone(),
-                        ingress: root.ingress.clone(),
+                        backend: root.target.backend.clone(),
+                        ingress: root.target.ingress.clone(),
                     },
                 );
             }
@@ -90,23 +91,20 @@ impl Requests {
     }
 }
 
-/// The route of a virtual host's rule for `/` (the first in precedence order).
-fn root_rule(vhost: &VirtualHost<Route>) -> Option<&Route> {
-    vhost
-        .rules()
-        .iter()
-        .find(|rule| rule.path.as_str() == "/")
-        .map(|rule| &rule.target)
+/// A virtual host's rule for `/` (the first in precedence order).
+fn root_rule(vhost: &VirtualHost<Arc<Route>>) -> Option<&PathRule<Arc<Route>>> {
+    vhost.rules().iter().find(|rule| rule.path.as_str() == "/")
 }
 
 /// Warns every Ingress whose routes on a passed-through host are no longer reachable over
 /// HTTPS, and the owner of the `/` rule when another Ingress asked for passthrough.
 fn report_shadowed(
     asker: &IngressRef,
-    vhost: &VirtualHost<Route>,
-    root: &Route,
+    vhost: &VirtualHost<Arc<Route>>,
+    root_rule: &PathRule<Arc<Route>>,
     warnings: &mut Vec<Warning>,
 ) {
+    let root = &root_rule.target;
     let host = vhost.host();
     let service = &root.backend.service;
     if root.ingress != *asker {
@@ -121,7 +119,7 @@ fn report_shadowed(
     }
     let mut others: BTreeMap<&IngressRef, Vec<&str>> = BTreeMap::new();
     for rule in vhost.rules() {
-        if !std::ptr::eq(&rule.target, root) {
+        if !std::ptr::eq(rule, root_rule) {
             others
                 .entry(&rule.target.ingress)
                 .or_default()

@@ -76,6 +76,8 @@ impl IngressPlan {
                 }
             }
         }
+        // A plan is kept for every Ingress, most of which have one host.
+        hosts.shrink_to_fit();
         let regex_hosts = regex_hosts([(ingress.as_ref(), &settings)])
             .into_iter()
             .collect();

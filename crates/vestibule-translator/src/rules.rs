@@ -39,7 +39,7 @@ pub(crate) struct Context<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct HostOutcome {
     /// The virtual host; `None` when no rule for the host was kept.
-    pub vhost: Option<Arc<VirtualHost<Route>>>,
+    pub vhost: Option<Arc<VirtualHost<Arc<Route>>>>,
     /// What was wrong with the rules for the host, in the order found.
     pub warnings: Vec<Warning>,
 }
@@ -73,9 +73,9 @@ pub(crate) fn default_backend(
     plans: &[Arc<IngressPlan>],
     context: &Context<'_>,
     warnings: &mut Vec<Warning>,
-) -> Option<Route> {
+) -> Option<Arc<Route>> {
     let backend_of = |plan: &IngressPlan| plan.ingress.spec.as_ref()?.default_backend.clone();
-    let mut chosen: Option<Route> = None;
+    let mut chosen: Option<Arc<Route>> = None;
     let mains = plans
         .iter()
         .filter(|plan| plan.settings.canary.is_none())
@@ -86,7 +86,7 @@ pub(crate) fn default_backend(
             continue;
         };
         match &chosen {
-            None => chosen = Some(route),
+            None => chosen = Some(Arc::new(route)),
             Some(kept) => {
                 let message = format!(
                     "the default backend is already set by the older Ingress {}; this one is ignored",
@@ -116,7 +116,7 @@ pub(crate) fn default_backend(
 fn canaries<'a>(
     plans: impl Iterator<Item = &'a IngressPlan>,
 ) -> impl Iterator<Item = (&'a IngressPlan, &'a CanaryRule)> {
-    plans.filter_map(|plan| Some((plan, plan.settings.canary.as_ref()?)))
+    plans.filter_map(|plan| Some((plan, plan.settings.canary.as_deref()?)))
 }
 
 /// Adds one Ingress's rules for one host to a builder.
@@ -124,6 +124,8 @@ struct IngressRules<'a> {
     plan: &'a IngressPlan,
     context: &'a Context<'a>,
     warnings: &'a mut Vec<Warning>,
+    /// The route of the path added last, which the next path shares when it can.
+    last_route: Option<Arc<Route>>,
 }
 
 impl<'a> IngressRules<'a> {
@@ -136,6 +138,7 @@ impl<'a> IngressRules<'a> {
             plan,
             context,
             warnings,
+            last_route: None,
         }
     }
 
@@ -146,7 +149,7 @@ impl<'a> IngressRules<'a> {
 
     /// Adds the paths of the rules for `host`, and of the rules whose aliases include it. A
     /// path's own problems are reported with the rule's host, not with its aliases.
-    fn add_on(&mut self, host: &HostMatch, builder: &mut RouteTableBuilder<Route>) {
+    fn add_on(&mut self, host: &HostMatch, builder: &mut RouteTableBuilder<Arc<Route>>) {
         let plan = self.plan;
         let spec = plan.ingress.spec.as_ref();
         for rule in spec.map(|spec| &spec.rules[..]).unwrap_or_default() {
@@ -186,13 +189,19 @@ impl<'a> IngressRules<'a> {
         host: &HostMatch,
         path: &PathMatch,
         backend: &IngressBackendSummary,
-        builder: &mut RouteTableBuilder<Route>,
+        builder: &mut RouteTableBuilder<Arc<Route>>,
     ) {
         let place = RulePlace { host, path };
         let Some(mut route) = self.route_to(backend, host, &place) else {
             return;
         };
         route.policy = rule_policy(&route.policy, path);
+        // An Ingress's paths mostly lead to one backend with one policy: they share the route.
+        let route = match &self.last_route {
+            Some(last) if **last == route => Arc::clone(last),
+            _ => Arc::new(route),
+        };
+        self.last_route = Some(Arc::clone(&route));
         if let Err(kept) = builder.add_rule(host.clone(), path.clone(), route) {
             let message = format!(
                 "{place} is already served by the older Ingress {}; this rule is ignored",
@@ -261,10 +270,15 @@ impl<'a> IngressRules<'a> {
             self.warn(WarningReason::UnsupportedBackend, message);
             return None;
         };
-        let id = BackendId {
-            namespace: self.plan.reference.namespace.clone(),
-            service: service.name.as_ref().into(),
-            port,
+        let id = match &self.last_route {
+            Some(last) if *last.backend.service == *service.name && last.backend.port == port => {
+                last.backend.clone()
+            }
+            _ => BackendId {
+                namespace: self.plan.reference.namespace.clone(),
+                service: service.name.as_ref().into(),
+                port,
+            },
         };
         let settings = &self.plan.settings;
         let tls = self.context.tls.covers(host);

@@ -48,7 +48,8 @@ pub(crate) struct IngressSettings {
     /// `use-regex`: the Ingress's paths are regular expressions.
     pub use_regex: bool,
     /// `canary`: the Ingress is a canary with this rule, and its other settings are ignored.
-    pub canary: Option<CanaryRule>,
+    /// Boxed: few Ingresses are canaries, and settings are kept for every Ingress.
+    pub canary: Option<Box<CanaryRule>>,
     /// `ssl-passthrough`: TLS connections for the Ingress's hosts go unterminated to the
     /// backend of each host's `/` rule (with `--enable-ssl-passthrough`).
     pub ssl_passthrough: bool,
@@ -187,7 +188,7 @@ fn read(ingress: &IngressSummary, snapshot: &Snapshot) -> Read {
         None => settings::read(&mut reader, snapshot, namespace),
     };
     let is_canary = canary.is_some();
-    settings.canary = canary;
+    settings.canary = canary.map(Box::new);
     let problems = reader.problems;
     let mut verdicts = reader.verdicts;
     for key in annotations.keys() {
