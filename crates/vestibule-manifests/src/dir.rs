@@ -60,10 +60,11 @@ struct CachedFile {
     stamp: Option<Stamp>,
     /// When the scan that read it started.
     read_at: SystemTime,
-    /// The objects of the last version that decoded, `None` if none ever did.
-    objects: Option<Vec<Object>>,
+    /// The objects of the last version that decoded, `None` if none ever did. Boxed, as are
+    /// problems, because an entry is kept for every file and most files hold one object.
+    objects: Option<Box<[Object]>>,
     /// What is wrong with the file now.
-    problem: Option<FileProblem>,
+    problem: Option<Box<FileProblem>>,
     /// A hash of the text `objects` and `problem` were decoded from, if it was read.
     digest: Option<u64>,
 }
@@ -190,12 +191,14 @@ impl ManifestDir {
     /// decode is reported and its last good objects stay in force (none if it never decoded).
     /// Returns `Err` only if the root itself became unreadable; the cache is then left as it was.
     pub fn scan(&mut self) -> Result<Scan, ManifestError> {
-        self.scan_and_compare().map(|(scan, _)| scan)
+        self.scan_and_compare()?;
+        Ok(self.current())
     }
 
-    /// Scans, and also says whether anything in force or reported differs from the previous
-    /// scan (always true for the first one).
-    pub(crate) fn scan_and_compare(&mut self) -> Result<(Scan, bool), ManifestError> {
+    /// Scans without building the result ([`ManifestDir::current`] does), and says whether
+    /// anything in force or reported differs from the previous scan (always true for the first
+    /// one).
+    pub(crate) fn scan_and_compare(&mut self) -> Result<bool, ManifestError> {
         let started = SystemTime::now();
         check_root(&self.root)?;
         self.scan_all(started)
@@ -213,20 +216,17 @@ impl ManifestDir {
     pub(crate) fn rescan_and_compare(
         &mut self,
         paths: &BTreeSet<PathBuf>,
-    ) -> Result<(Scan, bool), ManifestError> {
+    ) -> Result<bool, ManifestError> {
         let started = SystemTime::now();
         check_root(&self.root)?;
         match self.plan(paths) {
-            Some(updates) => {
-                let changed = self.apply(updates, started);
-                Ok((self.current(), changed))
-            }
+            Some(updates) => Ok(self.apply(updates, started)),
             None => self.scan_all(started),
         }
     }
 
     /// Lists the whole tree and brings every file up to date; the root was just checked.
-    fn scan_all(&mut self, started: SystemTime) -> Result<(Scan, bool), ManifestError> {
+    fn scan_all(&mut self, started: SystemTime) -> Result<bool, ManifestError> {
         let listing = list(&self.root).map_err(|source| ManifestError::Unreadable {
             path: self.root.clone(),
             source,
@@ -272,7 +272,7 @@ impl ManifestDir {
         self.unreadable_dirs = listing.unreadable_dirs;
         self.scanned = true;
         self.duplicates = None;
-        Ok((self.current(), changed))
+        Ok(changed)
     }
 
     /// What a targeted rescan does about each of `paths` and each file that failed to read, or
@@ -381,7 +381,7 @@ impl ManifestDir {
     }
 
     /// Builds the scan result from the cache.
-    fn current(&mut self) -> Scan {
+    pub(crate) fn current(&mut self) -> Scan {
         let mut problems: Vec<Problem> = self
             .unreadable_dirs
             .iter()
@@ -628,7 +628,7 @@ fn unreadable(previous: Option<&CachedFile>, started: SystemTime, reason: String
         stamp: None,
         read_at: started,
         objects: previous.and_then(|file| file.objects.clone()),
-        problem: Some(FileProblem::Unreadable(reason)),
+        problem: Some(Box::new(FileProblem::Unreadable(reason))),
         digest: None,
     }
 }
@@ -662,7 +662,7 @@ fn load(
         Ok(objects) => CachedFile {
             stamp: Some(stamp),
             read_at: started,
-            objects: Some(objects),
+            objects: Some(objects.into_boxed_slice()),
             problem: None,
             digest,
         },
@@ -671,10 +671,10 @@ fn load(
             CachedFile {
                 stamp: Some(stamp),
                 read_at: started,
-                problem: Some(FileProblem::Invalid {
+                problem: Some(Box::new(FileProblem::Invalid {
                     error,
                     kept_last_good: objects.is_some(),
-                }),
+                })),
                 objects,
                 digest,
             }
@@ -888,19 +888,21 @@ mod tests {
         let temp = TempDir::new().expect("temp dir");
         let path = write(&temp, "a.yaml", &service("a"));
         let mut dir = ManifestDir::open(temp.path()).expect("open");
-        let (_, changed) = dir.scan_and_compare().expect("scan");
+        let changed = dir.scan_and_compare().expect("scan");
         assert!(changed);
         // Pretend the file was read long after it was written.
         for file in dir.files.values_mut() {
             file.read_at = SystemTime::now() + Duration::from_secs(60);
-            file.objects = Some(Vec::new());
+            file.objects = Some(Box::default());
         }
-        let (scan, changed) = dir.scan_and_compare().expect("scan");
+        let changed = dir.scan_and_compare().expect("scan");
+        let scan = dir.current();
         assert!(!changed);
         assert!(names(&scan).is_empty(), "the cache was used");
         // A new length is noticed even within the same timestamp.
         fs::write(&path, format!("{}\n", service("b"))).expect("rewrite");
-        let (scan, changed) = dir.scan_and_compare().expect("scan");
+        let changed = dir.scan_and_compare().expect("scan");
+        let scan = dir.current();
         assert!(changed);
         assert_eq!(names(&scan), ["b"]);
     }
@@ -914,16 +916,18 @@ mod tests {
         // Just written, so read again by every scan for a while; a stand-in for the decoded
         // objects shows whether it was decoded again.
         for file in dir.files.values_mut() {
-            file.objects = Some(Vec::new());
+            file.objects = Some(Box::default());
         }
-        let (scan, changed) = dir.scan_and_compare().expect("scan");
+        let changed = dir.scan_and_compare().expect("scan");
+        let scan = dir.current();
         assert!(!changed);
         assert!(
             names(&scan).is_empty(),
             "the same text was not decoded again"
         );
         fs::write(&path, service("b")).expect("rewrite");
-        let (scan, changed) = dir.scan_and_compare().expect("scan");
+        let changed = dir.scan_and_compare().expect("scan");
+        let scan = dir.current();
         assert!(changed);
         assert_eq!(names(&scan), ["b"]);
     }
@@ -959,7 +963,8 @@ mod tests {
 
     fn rescan(dir: &mut ManifestDir, paths: &[&Path]) -> (Scan, bool) {
         let paths = paths.iter().map(|path| path.to_path_buf()).collect();
-        dir.rescan_and_compare(&paths).expect("rescan")
+        let changed = dir.rescan_and_compare(&paths).expect("rescan");
+        (dir.current(), changed)
     }
 
     /// Asserts that `scan` is what a full scan of the same directory from scratch gives.
@@ -1046,7 +1051,7 @@ mod tests {
         // A stand-in a full scan trusts: read long after it was written, never decoded.
         for file in dir.files.values_mut() {
             file.read_at = SystemTime::now() + Duration::from_secs(60);
-            file.objects = Some(Vec::new());
+            file.objects = Some(Box::default());
             file.digest = None;
         }
         assert!(names(&scan(&mut dir)).is_empty(), "a full scan trusts it");

@@ -133,7 +133,7 @@ impl Dirty {
     }
 
     /// Brings `dir` up to date: a full scan, or one of just the changed paths.
-    fn rescan(&self, dir: &mut ManifestDir) -> Result<(Scan, bool), ManifestError> {
+    fn rescan(&self, dir: &mut ManifestDir) -> Result<bool, ManifestError> {
         match self {
             Self::Paths(paths) => dir.rescan_and_compare(paths),
             Self::Everything => dir.scan_and_compare(),
@@ -218,8 +218,12 @@ async fn run(
             continue;
         }
 
+        // The first scan here only makes sure nothing changed while the watch started: its
+        // result is built only if something did.
         let scanning = tokio::task::spawn_blocking(move || {
-            let result = dirty.rescan(&mut dir);
+            let result = dirty
+                .rescan(&mut dir)
+                .map(|changed| (changed || !first).then(|| dir.current()));
             (dir, result)
         });
         let result = match scanning.await {
@@ -233,12 +237,14 @@ async fn run(
             }
         };
         match result {
-            Ok((scan, changed)) => {
+            Ok(scan) => {
                 if root_failed {
                     tracing::info!(root = %dir.root().display(), "manifest directory readable again");
                 }
                 root_failed = false;
-                if (changed || !first) && scans.send(scan).await.is_err() {
+                if let Some(scan) = scan
+                    && scans.send(scan).await.is_err()
+                {
                     return;
                 }
             }
