@@ -249,6 +249,7 @@ fn build_selector(endpoints: &[Endpoint]) -> Selector {
 impl UpstreamEndpoint {
     /// A fresh, healthy endpoint; `None` when it cannot be addressed.
     pub(crate) fn new(endpoint: &Endpoint) -> Option<Self> {
+        // Copied from the formatted text, so the authority holds no spare capacity.
         let authority = match endpoint {
             Endpoint::Socket(addr) => Authority::try_from(addr.to_string().as_str()),
             Endpoint::Name { host, port } => Authority::try_from(format!("{host}:{port}").as_str()),

@@ -101,6 +101,6 @@ pub struct Route {
     /// What the Ingress's annotations change about serving the route; shared by its routes.
     pub policy: Arc<RoutePolicy>,
     /// The canary Ingress's backend that some requests go to instead (`canary`); boxed, as
-    /// most routes have none and a route is kept for every path.
+    /// most routes have none and a large table holds a route for about every Ingress.
     pub canary: Option<Box<Canary>>,
 }
