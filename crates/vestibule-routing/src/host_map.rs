@@ -61,6 +61,15 @@ impl<T> HostMap<T> {
         }
     }
 
+    /// Removes the value for a pattern, returning it.
+    pub fn remove(&mut self, host: &HostMatch) -> Option<T> {
+        match host {
+            HostMatch::Exact(name) => self.exact.remove(name),
+            HostMatch::Wildcard(suffix) => self.wildcard.remove(suffix),
+            HostMatch::Any => self.any.take(),
+        }
+    }
+
     /// The value for this pattern, inserted by `make` when absent.
     pub fn get_or_insert_with(&mut self, host: HostMatch, make: impl FnOnce() -> T) -> &mut T {
         match host {

@@ -237,6 +237,26 @@ impl<T> RouteTable<T> {
         }
     }
 
+    /// This table with the virtual hosts of some patterns replaced (`None` removes a pattern's)
+    /// and a new default backend: a change to a few hosts costs no new table.
+    pub fn with_hosts_replaced(
+        &self,
+        replaced: impl IntoIterator<Item = (HostMatch, Option<Arc<VirtualHost<T>>>)>,
+        default_backend: Option<T>,
+    ) -> Self {
+        let mut hosts = self.hosts.clone();
+        for (host, vhost) in replaced {
+            match vhost {
+                Some(vhost) => hosts.insert(host, vhost),
+                None => hosts.remove(&host),
+            };
+        }
+        Self {
+            hosts,
+            default_backend,
+        }
+    }
+
     /// The same table with every target converted, e.g. from a backend name to a live upstream.
     /// Rules of a virtual host whose targets are equal and next to each other share one
     /// conversion.
@@ -437,6 +457,27 @@ mod tests {
 
     fn route(table: &RouteTable<&'static str>, host: &str, path: &str) -> Option<&'static str> {
         table.route(host, path).map(|selected| *selected.target())
+    }
+
+    #[test]
+    fn replacing_hosts_keeps_the_others_and_sets_the_default_backend() {
+        let before = table(&[
+            ("a.example", PathMatch::prefix("/"), "a"),
+            ("b.example", PathMatch::prefix("/"), "b"),
+            ("*.example", PathMatch::prefix("/"), "wild"),
+        ]);
+        let replacement = table(&[("a.example", PathMatch::exact("/new"), "a2")]);
+        let host = |name: &str| HostMatch::parse(name).expect("valid host");
+        let new_a = replacement.hosts.get_pattern(&host("a.example")).cloned();
+        let after = before.with_hosts_replaced(
+            [(host("a.example"), new_a), (host("*.example"), None)],
+            Some("default"),
+        );
+        assert_eq!(route(&after, "a.example", "/new"), Some("a2"));
+        assert_eq!(route(&after, "a.example", "/"), Some("default"));
+        assert_eq!(route(&after, "b.example", "/"), Some("b"));
+        assert_eq!(route(&after, "c.example", "/"), Some("default"));
+        assert_eq!(route(&before, "c.example", "/"), Some("wild"));
     }
 
     #[test]

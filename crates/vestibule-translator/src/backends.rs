@@ -99,6 +99,8 @@ pub(crate) struct Resolutions {
     last: Backends,
     /// The backends of `last` that resolved to no endpoint, in order.
     unresolved: Vec<BackendId>,
+    /// What the last translation was told about them.
+    warnings: Vec<Warning>,
 }
 
 impl Resolutions {
@@ -117,9 +119,7 @@ impl Resolutions {
         references: &References<'_>,
         warnings: &mut Vec<Warning>,
     ) -> Backends {
-        let same_inputs = same_objects(&self.services, &snapshot.services)
-            && same_objects(&self.slices, &snapshot.endpoint_slices)
-            && same_objects(&self.endpoints, &snapshot.endpoints);
+        let same_inputs = self.same_inputs(snapshot);
         if !same_inputs {
             self.by_backend.clear();
             self.services.clone_from(&snapshot.services);
@@ -133,18 +133,37 @@ impl Resolutions {
         if !(same_inputs && same_backends) {
             self.resolve_again(snapshot, references);
         }
+        self.warnings.clear();
         for id in &self.unresolved {
             let Some(resolved) = self.by_backend.get(id) else {
                 continue;
             };
             if let Some((reason, message)) = problem(id, resolved) {
                 let referrers = references.get(id).into_iter().flatten();
-                warnings.extend(
+                self.warnings.extend(
                     referrers.map(|ingress| Warning::on_ingress(ingress, reason, message.clone())),
                 );
             }
         }
+        warnings.extend(self.warnings.iter().cloned());
         Arc::clone(&self.last)
+    }
+
+    /// What [`Resolutions::resolve`] gave last time, for a caller that knows the backends are
+    /// referred to as they were then; `None` when what they resolve from are not the same
+    /// objects.
+    pub fn unchanged(&self, snapshot: &Snapshot, warnings: &mut Vec<Warning>) -> Option<Backends> {
+        self.same_inputs(snapshot).then(|| {
+            warnings.extend(self.warnings.iter().cloned());
+            Arc::clone(&self.last)
+        })
+    }
+
+    /// Whether the Services, EndpointSlices and Endpoints are those resolved from last time.
+    fn same_inputs(&self, snapshot: &Snapshot) -> bool {
+        same_objects(&self.services, &snapshot.services)
+            && same_objects(&self.slices, &snapshot.endpoint_slices)
+            && same_objects(&self.endpoints, &snapshot.endpoints)
     }
 
     /// Resolves the referenced backends into a new map, reusing what was resolved before.

@@ -3,12 +3,13 @@
 //! A virtual host depends only on the Ingresses whose rules land on it, in precedence order, and
 //! on whether their hosts are TLS hosts and in regex mode. When all of that is what the last
 //! translation saw, the host it built is taken over as is, so a change to one Ingress rebuilds
-//! only the hosts that Ingress names.
+//! only the hosts that Ingress names. When the Ingresses that changed still name the same hosts,
+//! the other hosts are not even looked at.
 
 use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt, HashSet};
-use vestibule_routing::HostMatch;
+use vestibule_routing::{HostMap, HostMatch};
 
 use crate::plan::IngressPlan;
 use crate::rules::{Context, HostOutcome, build_host};
@@ -28,61 +29,176 @@ struct Contribution {
     flags: Arc<[HostFlags]>,
 }
 
-impl PartialEq for Contribution {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.plan, &other.plan) && self.flags == other.flags
-    }
-}
-
-/// The virtual hosts of the last translation, with what each was built from.
-#[derive(Debug, Default)]
-pub(crate) struct Hosts {
-    built: HashMap<HostMatch, (Box<[Contribution]>, Arc<HostOutcome>)>,
-}
-
-impl Hosts {
-    /// The outcome for every host the rules of `plans` (oldest first) land on, in the order of
-    /// the first Ingress to name each host. A host whose contributions are the same as last
-    /// time keeps its outcome.
-    pub fn update(
-        &mut self,
-        plans: &[Arc<IngressPlan>],
-        context: &Context<'_>,
-    ) -> Vec<Arc<HostOutcome>> {
-        let mut order: Vec<&HostMatch> = Vec::with_capacity(self.built.len());
-        let mut contributions: HashMap<&HostMatch, Vec<Contribution>> =
-            HashMap::with_capacity(self.built.len());
-        for plan in plans {
-            let flags: Arc<[HostFlags]> = plan
+impl Contribution {
+    fn of(plan: &Arc<IngressPlan>, context: &Context<'_>) -> Self {
+        Self {
+            plan: Arc::clone(plan),
+            flags: plan
                 .hosts
                 .iter()
                 .map(|host| HostFlags {
                     tls: context.tls.covers(host),
                     regex: context.regex_hosts.contains(host),
                 })
-                .collect();
+                .collect(),
+        }
+    }
+}
+
+impl PartialEq for Contribution {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.plan, &other.plan) && self.flags == other.flags
+    }
+}
+
+/// One host as the last translation built it.
+#[derive(Debug)]
+struct Built {
+    /// What it was built from, oldest Ingress first.
+    contributions: Box<[Contribution]>,
+    outcome: Arc<HostOutcome>,
+    /// Where its outcome sits in [`Last::outcomes`].
+    position: usize,
+}
+
+/// What the last update was given and gave back.
+#[derive(Debug, Default)]
+struct Last {
+    plans: Vec<Arc<IngressPlan>>,
+    outcomes: Vec<Arc<HostOutcome>>,
+    /// The TLS hosts and regex hosts the flags were taken from.
+    tls_hosts: HostMap<()>,
+    regex_hosts: HashSet<HostMatch>,
+}
+
+/// A host whose outcome an update replaced.
+#[derive(Debug)]
+pub(crate) struct Replaced {
+    pub host: HostMatch,
+    pub old: Arc<HostOutcome>,
+    pub new: Arc<HostOutcome>,
+}
+
+/// Which outcomes an update replaced.
+#[derive(Debug)]
+pub(crate) enum HostChanges {
+    /// Only these; every other host, and the order of all, is as it was.
+    Only(Vec<Replaced>),
+    /// Any of them, and the hosts and their order may differ too.
+    All,
+}
+
+/// The virtual hosts of the last translation, with what each was built from.
+#[derive(Debug, Default)]
+pub(crate) struct Hosts {
+    built: HashMap<HostMatch, Built>,
+    last: Last,
+}
+
+impl Hosts {
+    /// The outcome for every host the rules of `plans` (oldest first) land on, in the order of
+    /// the first Ingress to name each host, and which of them changed. A host whose
+    /// contributions are the same as last time keeps its outcome.
+    pub fn update(
+        &mut self,
+        plans: &[Arc<IngressPlan>],
+        context: &Context<'_>,
+    ) -> (&[Arc<HostOutcome>], HostChanges) {
+        let changes = match self.patch(plans, context) {
+            Some(replaced) => HostChanges::Only(replaced),
+            None => {
+                self.rebuild(plans, context);
+                HostChanges::All
+            }
+        };
+        (&self.last.outcomes, changes)
+    }
+
+    /// Rebuilds only the hosts of the plans that changed, when every changed plan sits where
+    /// its predecessor did and names the same hosts, and the flags are taken from the same TLS
+    /// and regex hosts; otherwise changes nothing and returns `None`.
+    fn patch(
+        &mut self,
+        plans: &[Arc<IngressPlan>],
+        context: &Context<'_>,
+    ) -> Option<Vec<Replaced>> {
+        let Self { built, last } = self;
+        if last.plans.len() != plans.len()
+            || last.tls_hosts != context.tls.hosts
+            || last.regex_hosts != *context.regex_hosts
+        {
+            return None;
+        }
+        let changed: Vec<usize> = (0..plans.len())
+            .filter(|&i| !Arc::ptr_eq(&last.plans[i], &plans[i]))
+            .collect();
+        let same_hosts = changed.iter().all(|&i| {
+            last.plans[i].hosts == plans[i].hosts
+                && plans[i].hosts.iter().all(|host| built.contains_key(host))
+        });
+        if !same_hosts {
+            return None;
+        }
+        let mut dirty: Vec<&HostMatch> = Vec::new();
+        for &i in &changed {
+            let (old, new) = (&last.plans[i], &plans[i]);
+            let contribution = Contribution::of(new, context);
+            for host in &new.hosts {
+                let slot = built.get_mut(host)?;
+                for place in slot.contributions.iter_mut() {
+                    if Arc::ptr_eq(&place.plan, old) {
+                        *place = contribution.clone();
+                    }
+                }
+                dirty.push(host);
+            }
+        }
+        dirty.sort_unstable();
+        dirty.dedup();
+        let mut replaced = Vec::with_capacity(dirty.len());
+        for host in dirty {
+            let slot = built.get_mut(host)?;
+            let inputs: Vec<&IngressPlan> = slot.contributions.iter().map(|c| &*c.plan).collect();
+            let outcome = Arc::new(build_host(host, &inputs, context));
+            last.outcomes[slot.position] = Arc::clone(&outcome);
+            replaced.push(Replaced {
+                host: host.clone(),
+                old: std::mem::replace(&mut slot.outcome, Arc::clone(&outcome)),
+                new: outcome,
+            });
+        }
+        for i in changed {
+            last.plans[i] = Arc::clone(&plans[i]);
+        }
+        Some(replaced)
+    }
+
+    /// Builds every host again, taking over the outcomes whose contributions did not change.
+    fn rebuild(&mut self, plans: &[Arc<IngressPlan>], context: &Context<'_>) {
+        let mut order: Vec<&HostMatch> = Vec::with_capacity(self.built.len());
+        let mut contributions: HashMap<&HostMatch, Vec<Contribution>> =
+            HashMap::with_capacity(self.built.len());
+        for plan in plans {
+            let contribution = Contribution::of(plan, context);
             for host in &plan.hosts {
-                let contribution = Contribution {
-                    plan: Arc::clone(plan),
-                    flags: Arc::clone(&flags),
-                };
                 contributions
                     .entry(host)
                     .or_insert_with(|| {
                         order.push(host);
                         Vec::new()
                     })
-                    .push(contribution);
+                    .push(contribution.clone());
             }
         }
         let mut outcomes = Vec::with_capacity(order.len());
         for &host in &order {
             let inputs = contributions.remove(host).unwrap_or_default();
-            let slot = self.built.get_mut(host);
-            if let Some((built_from, outcome)) = &slot
-                && **built_from == *inputs
+            let position = outcomes.len();
+            if let Some(built) = self.built.get_mut(host)
+                && *built.contributions == *inputs
             {
-                outcomes.push(Arc::clone(outcome));
+                built.position = position;
+                outcomes.push(Arc::clone(&built.outcome));
                 continue;
             }
             let plans: Vec<&IngressPlan> = inputs.iter().map(|c| c.plan.as_ref()).collect();
@@ -90,19 +206,23 @@ impl Hosts {
             outcomes.push(Arc::clone(&outcome));
             // Boxed to its length: most hosts have one Ingress, and a vector would keep room
             // for four.
-            let inputs = inputs.into_boxed_slice();
-            match slot {
-                Some(slot) => *slot = (inputs, outcome),
-                None => {
-                    self.built.insert(host.clone(), (inputs, outcome));
-                }
-            }
+            let built = Built {
+                contributions: inputs.into_boxed_slice(),
+                outcome,
+                position,
+            };
+            self.built.insert(host.clone(), built);
         }
         // Forget the hosts no Ingress names any more.
         if self.built.len() > order.len() {
             let named: HashSet<&HostMatch> = order.into_iter().collect();
             self.built.retain(|host, _| named.contains(host));
         }
-        outcomes
+        self.last = Last {
+            plans: plans.to_vec(),
+            outcomes,
+            tls_hosts: context.tls.hosts.clone(),
+            regex_hosts: context.regex_hosts.clone(),
+        };
     }
 }

@@ -10,7 +10,9 @@
 //!
 //! A [`Translator`] gives the same results for a sequence of snapshots, reusing the plans,
 //! virtual hosts and resolved backends whose inputs are the very same objects as last time, so
-//! a change to one Ingress among thousands costs little more than that Ingress.
+//! a change to one Ingress among thousands costs little more than that Ingress. When the
+//! Ingresses that changed still name the same hosts and backends, the other hosts and the
+//! backends are not even looked at: the last routing table is patched.
 
 mod annotations;
 mod backends;
@@ -40,8 +42,9 @@ pub use warning::{Warning, WarningReason};
 
 use backends::Resolutions;
 use class::Precedence;
-use hosts::Hosts;
+use hosts::{HostChanges, Hosts};
 use plan::Plans;
+use rules::HostOutcome;
 
 /// Settings that change how a snapshot is translated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,6 +110,8 @@ pub struct Translator {
     precedence: Precedence,
     plans: Plans,
     hosts: Hosts,
+    /// The routing table of the last translation.
+    routes: RouteTable<Arc<Route>>,
     resolutions: Resolutions,
 }
 
@@ -118,6 +123,7 @@ impl Translator {
             precedence: Precedence::default(),
             plans: Plans::default(),
             hosts: Hosts::default(),
+            routes: RouteTable::default(),
             resolutions: Resolutions::default(),
         }
     }
@@ -147,14 +153,35 @@ impl Translator {
             regex_hosts: &regex_hosts,
         };
         let default_backend = rules::default_backend(&plans, &context, &mut warnings);
-        let hosts = self.hosts.update(&plans, &context);
-        for outcome in &hosts {
+        let (outcomes, changes) = self.hosts.update(&plans, &context);
+        for outcome in outcomes {
             warnings.extend(outcome.warnings.iter().cloned());
         }
-        let routes = RouteTable::from_virtual_hosts(
-            hosts.iter().filter_map(|outcome| outcome.vhost.clone()),
-            default_backend,
-        );
+        // When only a few hosts changed, their Ingresses still refer to the same backends and
+        // the default backend is the same, the backends need not be looked at again.
+        let same_references = match &changes {
+            HostChanges::Only(replaced) => {
+                self.routes.default_backend() == default_backend.as_ref()
+                    && replaced.iter().all(|replaced| {
+                        backends::references(routes_of([&*replaced.old]), 0)
+                            == backends::references(routes_of([&*replaced.new]), 0)
+                    })
+            }
+            HostChanges::All => false,
+        };
+        let routes = match changes {
+            HostChanges::Only(replaced) => self.routes.with_hosts_replaced(
+                replaced
+                    .into_iter()
+                    .map(|replaced| (replaced.host, replaced.new.vhost.clone())),
+                default_backend,
+            ),
+            HostChanges::All => RouteTable::from_virtual_hosts(
+                outcomes.iter().filter_map(|outcome| outcome.vhost.clone()),
+                default_backend,
+            ),
+        };
+        self.routes.clone_from(&routes);
         let mut passthrough = passthrough::Requests::default();
         for plan in &plans {
             if plan.settings.ssl_passthrough && plan.settings.canary.is_none() {
@@ -162,17 +189,21 @@ impl Translator {
             }
         }
         let passthrough = passthrough.resolve(&routes, options.ssl_passthrough, &mut warnings);
-        let references = backends::references(
-            hosts
-                .iter()
-                .filter_map(|outcome| outcome.vhost.as_deref())
-                .flat_map(|vhost| vhost.rules().iter().map(|rule| &*rule.target))
-                .chain(routes.default_backend().map(AsRef::as_ref)),
-            self.resolutions.len(),
-        );
-        let backends = self
-            .resolutions
-            .resolve(snapshot, &references, &mut warnings);
+        let unchanged = same_references
+            .then(|| self.resolutions.unchanged(snapshot, &mut warnings))
+            .flatten();
+        let backends = match unchanged {
+            Some(backends) => backends,
+            None => {
+                let references = backends::references(
+                    routes_of(outcomes.iter().map(AsRef::as_ref))
+                        .chain(routes.default_backend().map(AsRef::as_ref)),
+                    self.resolutions.len(),
+                );
+                self.resolutions
+                    .resolve(snapshot, &references, &mut warnings)
+            }
+        };
         Translation {
             routes,
             backends,
@@ -182,4 +213,14 @@ impl Translator {
             warnings,
         }
     }
+}
+
+/// The routes of the virtual hosts of `outcomes`.
+fn routes_of<'a>(
+    outcomes: impl IntoIterator<Item = &'a HostOutcome>,
+) -> impl Iterator<Item = &'a Route> {
+    outcomes
+        .into_iter()
+        .filter_map(|outcome| outcome.vhost.as_deref())
+        .flat_map(|vhost| vhost.rules().iter().map(|rule| &*rule.target))
 }

@@ -95,11 +95,15 @@ impl IngressPlan {
 /// The plans of the last translation, kept so an Ingress that did not change is not read again.
 #[derive(Debug, Default)]
 pub(crate) struct Plans {
-    /// By the address of the Ingress, which the plan keeps alive.
-    by_ingress: HashMap<usize, Arc<IngressPlan>>,
+    /// In the order of their Ingresses.
+    last: Vec<Arc<IngressPlan>>,
     /// The Secrets the plans were read against.
     secrets: Vec<Arc<Secret>>,
 }
+
+/// Up to this many Ingresses that are not where last time's were, each is read again rather
+/// than looked for among last time's.
+const READ_IN_PLACE_UP_TO: usize = 16;
 
 impl Plans {
     /// The plans of `ingresses` (in the same order), reusing those of Ingresses that are the
@@ -109,23 +113,41 @@ impl Plans {
         ingresses: &[Arc<IngressSummary>],
         snapshot: &Snapshot,
     ) -> Vec<Arc<IngressPlan>> {
-        let mut previous = std::mem::take(&mut self.by_ingress);
         if !same_objects(&self.secrets, &snapshot.secrets) {
-            previous.clear();
+            self.last.clear();
             self.secrets.clone_from(&snapshot.secrets);
         }
-        let plans: Vec<Arc<IngressPlan>> = ingresses
-            .iter()
-            .map(|ingress| {
-                previous
-                    .remove(&address(ingress))
-                    .unwrap_or_else(|| Arc::new(IngressPlan::read(ingress, snapshot)))
-            })
-            .collect();
-        self.by_ingress = plans
-            .iter()
-            .map(|plan| (address(&plan.ingress), Arc::clone(plan)))
-            .collect();
+        let read = |ingress| Arc::new(IngressPlan::read(ingress, snapshot));
+        let in_place = |i: usize| {
+            self.last
+                .get(i)
+                .filter(|plan| Arc::ptr_eq(&plan.ingress, &ingresses[i]))
+        };
+        // A change to a few Ingresses leaves the others where they were.
+        let moved = (0..ingresses.len())
+            .filter(|&i| in_place(i).is_none())
+            .take(READ_IN_PLACE_UP_TO + 1)
+            .count();
+        let plans: Vec<Arc<IngressPlan>> =
+            if self.last.len() == ingresses.len() && moved <= READ_IN_PLACE_UP_TO {
+                (0..ingresses.len())
+                    .map(|i| in_place(i).map_or_else(|| read(&ingresses[i]), Arc::clone))
+                    .collect()
+            } else {
+                let mut previous: HashMap<usize, &Arc<IngressPlan>> = self
+                    .last
+                    .iter()
+                    .map(|plan| (address(&plan.ingress), plan))
+                    .collect();
+                ingresses
+                    .iter()
+                    .map(|ingress| match previous.remove(&address(ingress)) {
+                        Some(plan) => Arc::clone(plan),
+                        None => read(ingress),
+                    })
+                    .collect()
+            };
+        self.last.clone_from(&plans);
         plans
     }
 }

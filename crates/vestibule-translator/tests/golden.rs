@@ -15,7 +15,7 @@ use std::sync::Arc;
 use vestibule_resources::k8s_openapi::ByteString;
 use vestibule_resources::k8s_openapi::api::core::v1::Secret;
 use vestibule_resources::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use vestibule_resources::{ManifestFormat, Object, Snapshot, decode_manifest};
+use vestibule_resources::{IngressPathSummary, ManifestFormat, Object, Snapshot, decode_manifest};
 use vestibule_routing::{Route, RoutePolicy, Selected};
 use vestibule_translator::{Options, SecretName, Translation, Translator, translate};
 
@@ -241,6 +241,7 @@ fn golden_cases() {
 fn one_object_changed(snapshot: &Snapshot) -> Vec<Snapshot> {
     let mut changed = Vec::new();
     changed.extend(each_changed(snapshot, |s| &mut s.ingresses));
+    changed.extend(each_ingress_edited(snapshot));
     changed.extend(each_changed(snapshot, |s| &mut s.secrets));
     changed.extend(each_changed(snapshot, |s| &mut s.services));
     changed.extend(each_changed(snapshot, |s| &mut s.endpoint_slices));
@@ -262,6 +263,34 @@ fn each_changed<T: Clone>(
         let mut copied = snapshot.clone();
         kind(&mut copied)[index] = Arc::new(removed.as_ref().clone());
         changed.push(copied);
+    }
+    changed
+}
+
+/// The snapshots with one Ingress edited in place, keeping its hosts: every path moved under
+/// `/edited`, or every Service backend renamed.
+fn each_ingress_edited(snapshot: &Snapshot) -> Vec<Snapshot> {
+    let edits: [fn(&mut IngressPathSummary); 2] = [
+        |path| path.path = Some(format!("/edited{}", path.path.as_deref().unwrap_or("")).into()),
+        |path| {
+            if let Some(service) = &mut path.backend.service {
+                service.name = format!("{}-edited", service.name).into();
+            }
+        },
+    ];
+    let mut changed = Vec::new();
+    for index in 0..snapshot.ingresses.len() {
+        for edit in edits {
+            let mut ingress = snapshot.ingresses[index].as_ref().clone();
+            let rules = ingress
+                .spec
+                .iter_mut()
+                .flat_map(|spec| spec.rules.iter_mut());
+            rules.flat_map(|rule| rule.paths.iter_mut()).for_each(edit);
+            let mut edited = snapshot.clone();
+            edited.ingresses[index] = Arc::new(ingress);
+            changed.push(edited);
+        }
     }
     changed
 }
