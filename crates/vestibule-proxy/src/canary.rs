@@ -283,7 +283,11 @@ mod tests {
         })
         .collect();
         let plane = crate::DataPlane::default();
-        plane.apply(&builder.build(), &Arc::new(endpoints), &Default::default());
+        plane.apply(
+            &Arc::new(builder.build()),
+            &Arc::new(endpoints),
+            &Default::default(),
+        );
         let table = plane.table();
         let target = table.route("h", "/").expect("route").target().clone();
         let (main, labels) = target.choose(&HeaderMap::new());

@@ -447,7 +447,7 @@ mod tests {
     fn the_view_shows_routes_backends_and_certificates() {
         let plane = DataPlane::default();
         let tls = tls_table();
-        plane.apply(&table(), &endpoints(), &tls);
+        plane.apply(&Arc::new(table()), &endpoints(), &tls);
         let not_after = tls.by_host.iter()[0].1.not_after().expect("expiry");
 
         let view = serde_json::to_value(routes_view(&plane)).expect("serializes");
@@ -528,7 +528,7 @@ mod tests {
             )),
             ..TlsTable::default()
         };
-        plane.apply(&table(), &endpoints(), &tls);
+        plane.apply(&Arc::new(table()), &endpoints(), &tls);
         let upstream = plane
             .table()
             .route("shop.example", "/")
@@ -574,7 +574,11 @@ mod tests {
         let mut backends = BTreeMap::clone(&endpoints());
         let relay = Endpoint::Socket("10.0.0.9:8443".parse().expect("socket address"));
         backends.insert(pass.clone(), Arc::from([relay]));
-        plane.apply(&table(), &Arc::new(backends), &TlsTable::default());
+        plane.apply(
+            &Arc::new(table()),
+            &Arc::new(backends),
+            &TlsTable::default(),
+        );
         let mut passthrough = PassthroughTable::default();
         passthrough.insert(
             HostMatch::parse("*.pass.example").expect("valid host"),

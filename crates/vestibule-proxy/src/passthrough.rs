@@ -308,7 +308,7 @@ mod tests {
             .add_rule(host.clone(), PathMatch::prefix("/"), Arc::new(route))
             .expect("no conflict");
         let endpoints = Arc::new(BTreeMap::from([(backend(), Arc::default())]));
-        plane.apply(&builder.build(), &endpoints, &TlsTable::default());
+        plane.apply(&Arc::new(builder.build()), &endpoints, &TlsTable::default());
         let mut table = PassthroughTable::default();
         table.insert(
             host,

@@ -78,7 +78,7 @@ struct Registry {
     upstreams: HashMap<BackendId, Arc<Upstream>>,
     zones: Zones,
     /// The table the live one was converted from.
-    source: RouteTable<Arc<Route>>,
+    source: Arc<RouteTable<Arc<Route>>>,
     /// The backends last applied.
     backends: Backends,
 }
@@ -193,7 +193,7 @@ impl DataPlane {
     /// with.
     pub fn apply(
         &self,
-        routes: &RouteTable<Arc<Route>>,
+        routes: &Arc<RouteTable<Arc<Route>>>,
         backends: &Backends,
         tls: &TlsTable,
     ) -> Applied {
@@ -251,7 +251,7 @@ impl DataPlane {
                 },
             );
             zones.into_inner().finish();
-            *source = routes.clone();
+            *source = Arc::clone(routes);
             if remapped.changed {
                 self.table.store(Arc::new(remapped.table));
                 applied.routes_changed = true;
@@ -289,7 +289,7 @@ mod tests {
         }
     }
 
-    fn routes(paths: &[(&str, &str)]) -> RouteTable<Arc<Route>> {
+    fn routes(paths: &[(&str, &str)]) -> Arc<RouteTable<Arc<Route>>> {
         let rules: Vec<_> = paths
             .iter()
             .map(|&(path, service)| ("", path, service))
@@ -298,7 +298,7 @@ mod tests {
     }
 
     /// A table of (host, prefix path, service) rules; an empty host is any host.
-    fn hosted(rules: &[(&str, &str, &str)]) -> RouteTable<Arc<Route>> {
+    fn hosted(rules: &[(&str, &str, &str)]) -> Arc<RouteTable<Arc<Route>>> {
         let mut builder = RouteTableBuilder::default();
         for (host, path, service) in rules {
             let route = Route {
@@ -317,7 +317,7 @@ mod tests {
                 .add_rule(host, PathMatch::prefix(path), Arc::new(route))
                 .expect("no conflict");
         }
-        builder.build()
+        Arc::new(builder.build())
     }
 
     fn endpoints(list: &[(&str, &str)]) -> Backends {
@@ -461,13 +461,13 @@ mod tests {
     #[test]
     fn a_rate_limited_host_taken_over_unchanged_keeps_its_zone() {
         let plane = DataPlane::default();
-        let limited = |table: RouteTable<Arc<Route>>| {
+        let limited = |table: Arc<RouteTable<Arc<Route>>>| {
             let limit = vestibule_routing::RateLimit {
                 requests: Vec::new(),
                 connections: std::num::NonZeroU32::new(5),
                 exempt: Vec::new(),
             };
-            table.map(|route| {
+            Arc::new(table.map(|route| {
                 Arc::new(Route {
                     policy: Arc::new(vestibule_routing::RoutePolicy {
                         rate_limit: Some(limit.clone()),
@@ -475,7 +475,7 @@ mod tests {
                     }),
                     ..Route::clone(route)
                 })
-            })
+            }))
         };
         let all = endpoints(&[("a", "10.0.0.1:80"), ("b", "10.0.0.2:80")]);
         let tls = TlsTable::default();

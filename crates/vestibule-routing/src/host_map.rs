@@ -106,26 +106,32 @@ impl<T> HostMap<T> {
         self.exact.len() + self.wildcard.len() + usize::from(self.any.is_some())
     }
 
-    /// The same map with every value converted; `f` also gets what `previous` holds for the
-    /// same pattern.
-    pub fn map_with_previous<U>(
+    /// `previous` made to hold exactly this map's patterns: a value of `previous` stays where
+    /// `keep` accepts it for this map's value, and every other value is converted from this
+    /// map's. Also returns whether any value was converted or dropped. A change to a few
+    /// patterns costs no new hashing of the others.
+    pub fn map_onto<U: Clone>(
         &self,
         previous: &HostMap<U>,
-        mut f: impl FnMut(&T, Option<&U>) -> U,
-    ) -> HostMap<U> {
-        HostMap {
-            exact: self
-                .exact
-                .iter()
-                .map(|(k, v)| (k.clone(), f(v, previous.exact.get(k))))
-                .collect(),
-            wildcard: self
-                .wildcard
-                .iter()
-                .map(|(k, v)| (k.clone(), f(v, previous.wildcard.get(k))))
-                .collect(),
-            any: self.any.as_ref().map(|v| f(v, previous.any.as_ref())),
+        mut keep: impl FnMut(&T, &U) -> bool,
+        mut convert: impl FnMut(&T) -> U,
+    ) -> (HostMap<U>, bool) {
+        let mut map = previous.clone();
+        let mut changed = map_entries_onto(&self.exact, &mut map.exact, &mut keep, &mut convert);
+        changed |= map_entries_onto(&self.wildcard, &mut map.wildcard, &mut keep, &mut convert);
+        match (&self.any, &mut map.any) {
+            (Some(value), Some(old)) if keep(value, old) => {}
+            (Some(value), slot) => {
+                *slot = Some(convert(value));
+                changed = true;
+            }
+            (None, slot @ Some(_)) => {
+                *slot = None;
+                changed = true;
+            }
+            (None, None) => {}
         }
+        (map, changed)
     }
 
     /// The same map with every value converted.
@@ -142,12 +148,74 @@ impl<T> HostMap<T> {
     }
 }
 
+/// [`HostMap::map_onto`] for one of the maps by name; returns whether it changed anything.
+fn map_entries_onto<T, U>(
+    source: &HashMap<Arc<str>, T>,
+    onto: &mut HashMap<Arc<str>, U>,
+    keep: &mut impl FnMut(&T, &U) -> bool,
+    convert: &mut impl FnMut(&T) -> U,
+) -> bool {
+    let mut changed = false;
+    for (key, value) in source {
+        match onto.get_mut(key) {
+            Some(old) if keep(value, old) => {}
+            Some(old) => {
+                *old = convert(value);
+                changed = true;
+            }
+            None => {
+                onto.insert(Arc::clone(key), convert(value));
+                changed = true;
+            }
+        }
+    }
+    if onto.len() > source.len() {
+        onto.retain(|key, _| source.contains_key(key));
+        changed = true;
+    }
+    changed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn pattern(host: &str) -> HostMatch {
         HostMatch::parse(host).expect("valid host")
+    }
+
+    /// A map of these patterns, "*" standing for every host.
+    fn map_of(entries: &[(&str, u32)]) -> HostMap<u32> {
+        let mut map = HostMap::default();
+        for &(host, value) in entries {
+            let host = if host == "*" {
+                HostMatch::Any
+            } else {
+                pattern(host)
+            };
+            map.insert(host, value);
+        }
+        map
+    }
+
+    #[test]
+    fn mapping_onto_a_previous_map_keeps_what_is_accepted() {
+        let previous = map_of(&[("a.com", 10), ("b.com", 20), ("*.c.com", 30), ("*", 40)]);
+        // Values kept where the previous one is ten times this one.
+        let keep = |value: &u32, old: &u32| *old == value * 10;
+        let convert = |value: &u32| value * 100;
+        let same = map_of(&[("a.com", 1), ("b.com", 2), ("*.c.com", 3), ("*", 4)]);
+        assert_eq!(
+            same.map_onto(&previous, keep, convert),
+            (previous.clone(), false)
+        );
+        let next = map_of(&[("a.com", 1), ("b.com", 5), ("d.com", 6)]);
+        let (mapped, changed) = next.map_onto(&previous, keep, convert);
+        assert!(changed);
+        assert_eq!(
+            mapped,
+            map_of(&[("a.com", 10), ("b.com", 500), ("d.com", 600)])
+        );
     }
 
     #[test]

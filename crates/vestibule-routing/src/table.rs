@@ -287,23 +287,18 @@ impl<T> RouteTable<T> {
         T: PartialEq,
     {
         let Previous { source, mapped } = previous;
-        let mut changed = self.hosts.len() != mapped.hosts.len();
-        let hosts = self.hosts.map_with_previous(&mapped.hosts, |vhost, old| {
-            let mut same_source = || {
-                source
+        let (hosts, mut changed) = self.hosts.map_onto(
+            &mapped.hosts,
+            |vhost, old| {
+                let same_source = source
                     .hosts
                     .get_pattern(vhost.host())
                     .is_some_and(|source| Arc::ptr_eq(source, vhost))
-                    && vhost.rules.iter().all(|rule| kept(&rule.target))
-            };
-            match old {
-                Some(old) if same_source() || vhost.same_as(old, &mut unchanged) => Arc::clone(old),
-                _ => {
-                    changed = true;
-                    Arc::new(vhost.map(&mut f))
-                }
-            }
-        });
+                    && vhost.rules.iter().all(|rule| kept(&rule.target));
+                same_source || vhost.same_as(old, &mut unchanged)
+            },
+            |vhost| Arc::new(vhost.map(&mut f)),
+        );
         let default_backend = match (&self.default_backend, &mapped.default_backend) {
             (Some(target), Some(old)) if unchanged(target, old) => Some(old.clone()),
             (None, None) => None,

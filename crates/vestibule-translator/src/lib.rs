@@ -82,8 +82,8 @@ impl Default for Options {
 /// Everything a translation produces.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Translation {
-    /// The routing table.
-    pub routes: RouteTable<Arc<Route>>,
+    /// The routing table; shared, as the next translation may patch it.
+    pub routes: Arc<RouteTable<Arc<Route>>>,
     /// The ready endpoints of every backend the table refers to; empty when none is ready.
     /// Shared: a translation that resolves the same hands out the same map.
     pub backends: Backends,
@@ -111,7 +111,7 @@ pub struct Translator {
     plans: Plans,
     hosts: Hosts,
     /// The routing table of the last translation.
-    routes: RouteTable<Arc<Route>>,
+    routes: Arc<RouteTable<Arc<Route>>>,
     resolutions: Resolutions,
 }
 
@@ -123,7 +123,7 @@ impl Translator {
             precedence: Precedence::default(),
             plans: Plans::default(),
             hosts: Hosts::default(),
-            routes: RouteTable::default(),
+            routes: Arc::default(),
             resolutions: Resolutions::default(),
         }
     }
@@ -169,7 +169,7 @@ impl Translator {
             }
             HostChanges::All => false,
         };
-        let routes = match changes {
+        let routes = Arc::new(match changes {
             HostChanges::Only(replaced) => self.routes.with_hosts_replaced(
                 replaced
                     .into_iter()
@@ -180,8 +180,8 @@ impl Translator {
                 outcomes.iter().filter_map(|outcome| outcome.vhost.clone()),
                 default_backend,
             ),
-        };
-        self.routes.clone_from(&routes);
+        });
+        self.routes = Arc::clone(&routes);
         let mut passthrough = passthrough::Requests::default();
         for plan in &plans {
             if plan.settings.ssl_passthrough && plan.settings.canary.is_none() {
