@@ -1,6 +1,7 @@
 //! `translate`, and a `Translator` after a change to one Ingress, on generated snapshots of 1,000
 //! and 10,000 Ingresses (3 paths each, one Service
-//! with one EndpointSlice of 3 ready endpoints per Ingress). The snapshot is decoded from YAML
+//! with one EndpointSlice of 3 ready endpoints per Ingress), and of 1,000 Ingresses that each
+//! also name a TLS Secret of their own. The snapshot is decoded from YAML
 //! once, outside the timed loop; decoding the same manifests, which is most of a start in file
 //! mode, is timed on its own. Run with `cargo bench -p vestibule-translator`.
 
@@ -10,14 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use vestibule_resources::{ManifestFormat, Snapshot, decode_manifest};
+use vestibule_resources::k8s_openapi::ByteString;
+use vestibule_resources::k8s_openapi::api::core::v1::Secret;
+use vestibule_resources::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use vestibule_resources::{ManifestFormat, Object, Snapshot, decode_manifest};
 use vestibule_translator::{Options, Translator, translate};
 
 /// The manifests of application `i`: an Ingress, a Service and an EndpointSlice.
 fn manifests(i: usize) -> String {
     let mut text = String::new();
     {
-        let namespace = format!("team-{}", i / 100);
+        let namespace = namespace(i);
         let service = format!("service: {{name: app-{i}, port: {{number: 80}}}}");
         let (a, b) = (i / 250, i % 250);
         write!(
@@ -63,11 +67,51 @@ endpoints:
     text
 }
 
+fn namespace(i: usize) -> String {
+    format!("team-{}", i / 100)
+}
+
 /// Decoded one application at a time, as the manifest directory would hold them (one YAML
 /// stream may hold at most 1,024 documents).
 fn snapshot(count: usize) -> Snapshot {
     let objects = (0..count)
         .flat_map(|i| decode_manifest(&manifests(i), ManifestFormat::Yaml).expect("valid YAML"));
+    let (snapshot, duplicates) = Snapshot::from_objects(objects);
+    assert!(duplicates.is_empty());
+    snapshot
+}
+
+/// [`snapshot`] with a `spec.tls` on each Ingress, naming a Secret of its own with a
+/// self-signed certificate for the Ingress's host.
+fn tls_snapshot(count: usize) -> Snapshot {
+    let mut objects: Vec<Object> = Vec::new();
+    for i in 0..count {
+        let host = format!("app-{i}.bench.example");
+        let text = manifests(i).replacen(
+            "  rules:\n",
+            &format!("  tls:\n  - {{hosts: [{host}], secretName: app-{i}-tls}}\n  rules:\n"),
+            1,
+        );
+        objects.extend(decode_manifest(&text, ManifestFormat::Yaml).expect("valid YAML"));
+        let generated = rcgen::generate_simple_self_signed(vec![host]).expect("certificate");
+        let data = [
+            ("tls.crt", generated.cert.pem()),
+            ("tls.key", generated.signing_key.serialize_pem()),
+        ]
+        .into_iter()
+        .map(|(key, pem)| (key.to_owned(), ByteString(pem.into_bytes())))
+        .collect();
+        objects.push(Object::Secret(Arc::new(Secret {
+            metadata: ObjectMeta {
+                namespace: Some(namespace(i)),
+                name: Some(format!("app-{i}-tls")),
+                ..ObjectMeta::default()
+            },
+            type_: Some("kubernetes.io/tls".to_owned()),
+            data: Some(data),
+            ..Secret::default()
+        })));
+    }
     let (snapshot, duplicates) = Snapshot::from_objects(objects);
     assert!(duplicates.is_empty());
     snapshot
@@ -79,8 +123,13 @@ fn translation(c: &mut Criterion) {
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(5));
-    for count in [1_000, 10_000] {
-        let snapshot = snapshot(count);
+    let snapshots = [
+        ("ingresses", snapshot(1_000)),
+        ("ingresses", snapshot(10_000)),
+        ("tls_ingresses", tls_snapshot(1_000)),
+    ];
+    for (kind, snapshot) in snapshots {
+        let count = snapshot.ingresses.len();
         let translation = translate(&snapshot, &options);
         assert_eq!(translation.ingresses.len(), count);
         assert!(
@@ -88,7 +137,7 @@ fn translation(c: &mut Criterion) {
             "{:?}",
             translation.warnings
         );
-        group.bench_function(format!("{count}_ingresses"), |b| {
+        group.bench_function(format!("{count}_{kind}"), |b| {
             b.iter(|| translate(black_box(&snapshot), &options))
         });
         // What changing one Ingress costs a translator that has seen the rest: each iteration
@@ -96,7 +145,7 @@ fn translation(c: &mut Criterion) {
         let mut changed = snapshot.clone();
         changed.ingresses[count / 2] = Arc::new(changed.ingresses[count / 2].as_ref().clone());
         let mut translator = Translator::new(options.clone());
-        group.bench_function(format!("{count}_ingresses_one_changed_twice"), |b| {
+        group.bench_function(format!("{count}_{kind}_one_changed_twice"), |b| {
             b.iter(|| {
                 translator.translate(black_box(&snapshot));
                 translator.translate(black_box(&changed))

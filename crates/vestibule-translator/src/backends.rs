@@ -53,7 +53,7 @@ type Key<'a> = (&'a str, &'a str);
 struct Index<'a> {
     services: HashMap<Key<'a>, &'a ServiceSummary>,
     slices: HashMap<Key<'a>, Vec<&'a EndpointSliceSummary>>,
-    endpoints: HashMap<Key<'a>, &'a Endpoints>,
+    endpoints: HashMap<Key<'a>, &'a Arc<Endpoints>>,
 }
 
 impl<'a> Index<'a> {

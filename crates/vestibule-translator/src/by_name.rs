@@ -7,7 +7,7 @@ use k8s_openapi::Metadata;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// `objects` keyed by their namespace and name.
-pub(crate) fn by_namespaced_name<T>(objects: &[Arc<T>]) -> HashMap<(&str, &str), &T>
+pub(crate) fn by_namespaced_name<T>(objects: &[Arc<T>]) -> HashMap<(&str, &str), &Arc<T>>
 where
     T: Metadata<Ty = ObjectMeta>,
 {
@@ -19,7 +19,7 @@ where
                 metadata.namespace.as_deref().unwrap_or_default(),
                 metadata.name.as_deref().unwrap_or_default(),
             );
-            (key, object.as_ref())
+            (key, object)
         })
         .collect()
 }

@@ -8,11 +8,11 @@
 //! collect the hosts passed through (`ssl-passthrough`), then resolve every referenced Service
 //! port to its ready endpoints.
 //!
-//! A [`Translator`] gives the same results for a sequence of snapshots, reusing the plans,
-//! virtual hosts and resolved backends whose inputs are the very same objects as last time, so
-//! a change to one Ingress among thousands costs little more than that Ingress. When the
-//! Ingresses that changed still name the same hosts and backends, the other hosts and the
-//! backends are not even looked at: the last routing table is patched.
+//! A [`Translator`] gives the same results for a sequence of snapshots, reusing the
+//! certificates, plans, virtual hosts and resolved backends whose inputs are the very same
+//! objects as last time, so a change to one Ingress among thousands costs little more than that
+//! Ingress. When the Ingresses that changed still name the same hosts and backends, the other
+//! hosts and the backends are not even looked at: the last routing table is patched.
 
 mod annotations;
 mod backends;
@@ -108,6 +108,7 @@ pub fn translate(snapshot: &Snapshot, options: &Options) -> Translation {
 pub struct Translator {
     options: Options,
     precedence: Precedence,
+    certificates: tls::Certificates,
     plans: Plans,
     hosts: Hosts,
     /// The routing table of the last translation.
@@ -121,6 +122,7 @@ impl Translator {
         Self {
             options,
             precedence: Precedence::default(),
+            certificates: tls::Certificates::default(),
             plans: Plans::default(),
             hosts: Hosts::default(),
             routes: Arc::default(),
@@ -137,6 +139,7 @@ impl Translator {
             snapshot,
             &ingresses,
             options.default_certificate.as_ref(),
+            &mut self.certificates,
             &mut warnings,
         );
         let plans = self.plans.update(&ingresses, snapshot);

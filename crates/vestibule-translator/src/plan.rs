@@ -107,21 +107,24 @@ const READ_IN_PLACE_UP_TO: usize = 16;
 
 impl Plans {
     /// The plans of `ingresses` (in the same order), reusing those of Ingresses that are the
-    /// same objects as last time, unless the Secrets changed.
+    /// same objects as last time, unless the plan was read from a Secret and the Secrets
+    /// changed.
     pub fn update(
         &mut self,
         ingresses: &[Arc<IngressSummary>],
         snapshot: &Snapshot,
     ) -> Vec<Arc<IngressPlan>> {
-        if !same_objects(&self.secrets, &snapshot.secrets) {
-            self.last.clear();
+        // A plan read from a Secret is read again when the Secrets change.
+        let secrets_changed = !same_objects(&self.secrets, &snapshot.secrets);
+        if secrets_changed {
             self.secrets.clone_from(&snapshot.secrets);
         }
+        let reusable = |plan: &IngressPlan| !(secrets_changed && plan.settings.reads_secrets);
         let read = |ingress| Arc::new(IngressPlan::read(ingress, snapshot));
         let in_place = |i: usize| {
             self.last
                 .get(i)
-                .filter(|plan| Arc::ptr_eq(&plan.ingress, &ingresses[i]))
+                .filter(|plan| Arc::ptr_eq(&plan.ingress, &ingresses[i]) && reusable(plan))
         };
         // A change to a few Ingresses leaves the others where they were.
         let moved = (0..ingresses.len())
@@ -137,6 +140,7 @@ impl Plans {
                 let mut previous: HashMap<usize, &Arc<IngressPlan>> = self
                     .last
                     .iter()
+                    .filter(|plan| reusable(plan))
                     .map(|plan| (address(&plan.ingress), plan))
                     .collect();
                 ingresses

@@ -47,9 +47,10 @@ pub(crate) fn build(
     snapshot: &Snapshot,
     ingresses: &[Arc<IngressSummary>],
     default_certificate: Option<&SecretName>,
+    certificates: &mut Certificates,
     warnings: &mut Vec<Warning>,
 ) -> Tls {
-    let mut secrets = Secrets::new(snapshot);
+    let mut secrets = Secrets::new(snapshot, std::mem::take(&mut certificates.loaded));
     let mut tls = Tls {
         table: TlsTable::default(),
         hosts: HostMap::default(),
@@ -146,7 +147,22 @@ pub(crate) fn build(
             }
         }
     }
+    certificates.loaded = secrets.loaded;
     tls
+}
+
+/// The certificates the last translation loaded, kept while their Secrets are the same
+/// objects: reading a key pair costs more than translating the Ingress that names it.
+#[derive(Debug, Default)]
+pub(crate) struct Certificates {
+    loaded: HashMap<SecretName, Loaded>,
+}
+
+/// A Secret and what loading its certificate gave.
+#[derive(Debug)]
+struct Loaded {
+    secret: Arc<Secret>,
+    certificate: Result<Arc<Certificate>, String>,
 }
 
 /// Why a Secret's certificate cannot be used.
@@ -155,16 +171,20 @@ struct SecretProblem {
     message: String,
 }
 
-/// The snapshot's Secrets, each loaded at most once per translation.
+/// The snapshot's Secrets, each loaded at most once per translation, and not again if the last
+/// translation loaded the very same object.
 struct Secrets<'a> {
-    by_name: HashMap<(&'a str, &'a str), &'a Secret>,
-    loaded: HashMap<SecretName, Result<Arc<Certificate>, String>>,
+    by_name: HashMap<(&'a str, &'a str), &'a Arc<Secret>>,
+    /// What the last translation loaded.
+    earlier: HashMap<SecretName, Loaded>,
+    loaded: HashMap<SecretName, Loaded>,
 }
 
 impl<'a> Secrets<'a> {
-    fn new(snapshot: &'a Snapshot) -> Self {
+    fn new(snapshot: &'a Snapshot, earlier: HashMap<SecretName, Loaded>) -> Self {
         Self {
             by_name: by_namespaced_name(&snapshot.secrets),
+            earlier,
             loaded: HashMap::new(),
         }
     }
@@ -184,11 +204,15 @@ impl<'a> Secrets<'a> {
             });
         };
         let source = format!("Secret {}/{}", name.namespace, name.name);
-        let loaded = self
-            .loaded
-            .entry(name.clone())
-            .or_insert_with(|| certificate_of(secret, &source).map(Arc::new));
-        loaded.clone().map_err(|reason| SecretProblem {
+        let earlier = &mut self.earlier;
+        let loaded = self.loaded.entry(name.clone()).or_insert_with(|| {
+            let same = |earlier: &Loaded| Arc::ptr_eq(&earlier.secret, secret);
+            earlier.remove(name).filter(same).unwrap_or_else(|| Loaded {
+                secret: Arc::clone(secret),
+                certificate: certificate_of(secret, &source).map(Arc::new),
+            })
+        });
+        loaded.certificate.clone().map_err(|reason| SecretProblem {
             reason: WarningReason::InvalidSecret,
             message: format!("{source} cannot be used: {reason}"),
         })

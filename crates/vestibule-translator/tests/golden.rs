@@ -242,6 +242,7 @@ fn one_object_changed(snapshot: &Snapshot) -> Vec<Snapshot> {
     let mut changed = Vec::new();
     changed.extend(each_changed(snapshot, |s| &mut s.ingresses));
     changed.extend(each_ingress_edited(snapshot));
+    changed.extend(each_secret_emptied(snapshot));
     changed.extend(each_changed(snapshot, |s| &mut s.secrets));
     changed.extend(each_changed(snapshot, |s| &mut s.services));
     changed.extend(each_changed(snapshot, |s| &mut s.endpoint_slices));
@@ -293,6 +294,21 @@ fn each_ingress_edited(snapshot: &Snapshot) -> Vec<Snapshot> {
         }
     }
     changed
+}
+
+/// The snapshots with one Secret replaced by one of the same name without data.
+fn each_secret_emptied(snapshot: &Snapshot) -> Vec<Snapshot> {
+    (0..snapshot.secrets.len())
+        .map(|index| {
+            let mut emptied = snapshot.clone();
+            let secret = Secret {
+                data: None,
+                ..snapshot.secrets[index].as_ref().clone()
+            };
+            emptied.secrets[index] = Arc::new(secret);
+            emptied
+        })
+        .collect()
 }
 
 #[test]

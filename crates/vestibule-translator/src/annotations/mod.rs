@@ -53,6 +53,9 @@ pub(crate) struct IngressSettings {
     /// `ssl-passthrough`: TLS connections for the Ingress's hosts go unterminated to the
     /// backend of each host's `/` rule (with `--enable-ssl-passthrough`).
     pub ssl_passthrough: bool,
+    /// Whether the settings were read from a Secret (`auth-secret`) as well, so they may change
+    /// when the Secrets do.
+    pub reads_secrets: bool,
 }
 
 /// What Vestibule does with one annotation.

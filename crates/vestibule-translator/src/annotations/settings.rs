@@ -15,7 +15,9 @@ pub(super) fn read(
     snapshot: &Snapshot,
     namespace: &str,
 ) -> IngressSettings {
-    let (basic_auth, denied) = match auth::read(reader, snapshot, namespace) {
+    let auth = auth::read(reader, snapshot, namespace);
+    let reads_secrets = !matches!(auth, auth::Outcome::None);
+    let (basic_auth, denied) = match auth {
         auth::Outcome::None => (None, None),
         auth::Outcome::Basic(basic) => (Some(basic), None),
         auth::Outcome::Denied(why) => (None, Some(why)),
@@ -55,6 +57,7 @@ pub(super) fn read(
         ssl_passthrough: reader
             .parse("ssl-passthrough", values::boolean)
             .unwrap_or(false),
+        reads_secrets,
     }
 }
 
