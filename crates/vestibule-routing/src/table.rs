@@ -238,7 +238,7 @@ impl<T> RouteTable<T> {
     }
 
     /// This table with the virtual hosts of some patterns replaced (`None` removes a pattern's)
-    /// and a new default backend: a change to a few hosts costs no new table.
+    /// and a new default backend: a change to a few hosts hashes no other host again.
     pub fn with_hosts_replaced(
         &self,
         replaced: impl IntoIterator<Item = (HostMatch, Option<Arc<VirtualHost<T>>>)>,

@@ -139,17 +139,17 @@ impl Hosts {
         if !same_hosts {
             return None;
         }
+        // From here on every host looked up is built: checked above.
         let mut dirty: Vec<&HostMatch> = Vec::new();
         for &i in &changed {
             let (old, new) = (&last.plans[i], &plans[i]);
             let contribution = Contribution::of(new, context);
             for host in &new.hosts {
-                let slot = built.get_mut(host)?;
-                for place in slot.contributions.iter_mut() {
-                    if Arc::ptr_eq(&place.plan, old) {
-                        *place = contribution.clone();
-                    }
-                }
+                let places = built.get_mut(host).into_iter().flat_map(|slot| {
+                    let places = slot.contributions.iter_mut();
+                    places.filter(|place| Arc::ptr_eq(&place.plan, old))
+                });
+                places.for_each(|place| *place = contribution.clone());
                 dirty.push(host);
             }
         }
@@ -157,7 +157,9 @@ impl Hosts {
         dirty.dedup();
         let mut replaced = Vec::with_capacity(dirty.len());
         for host in dirty {
-            let slot = built.get_mut(host)?;
+            let Some(slot) = built.get_mut(host) else {
+                continue;
+            };
             let inputs: Vec<&IngressPlan> = slot.contributions.iter().map(|c| &*c.plan).collect();
             let outcome = Arc::new(build_host(host, &inputs, context));
             last.outcomes[slot.position] = Arc::clone(&outcome);
