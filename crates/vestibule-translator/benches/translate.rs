@@ -11,10 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use vestibule_resources::k8s_openapi::ByteString;
-use vestibule_resources::k8s_openapi::api::core::v1::Secret;
-use vestibule_resources::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use vestibule_resources::{ManifestFormat, Object, Snapshot, decode_manifest};
+use vestibule_resources::{ManifestFormat, Snapshot, decode_manifest};
 use vestibule_translator::{Options, Translator, translate};
 
 /// The manifests of application `i`: an Ingress, a Service and an EndpointSlice.
@@ -84,36 +81,40 @@ fn snapshot(count: usize) -> Snapshot {
 /// [`snapshot`] with a `spec.tls` on each Ingress, naming a Secret of its own with a
 /// self-signed certificate for the Ingress's host.
 fn tls_snapshot(count: usize) -> Snapshot {
-    let mut objects: Vec<Object> = Vec::new();
-    for i in 0..count {
+    let indented = |pem: String| {
+        pem.lines()
+            .map(|line| format!("    {line}\n"))
+            .collect::<String>()
+    };
+    let objects = (0..count).flat_map(|i| {
         let host = format!("app-{i}.bench.example");
-        let text = manifests(i).replacen(
+        let mut text = manifests(i).replacen(
             "  rules:\n",
             &format!("  tls:\n  - {{hosts: [{host}], secretName: app-{i}-tls}}\n  rules:\n"),
             1,
         );
-        objects.extend(decode_manifest(&text, ManifestFormat::Yaml).expect("valid YAML"));
         let generated = rcgen::generate_simple_self_signed(vec![host]).expect("certificate");
-        let data = [
-            ("tls.crt", generated.cert.pem()),
-            ("tls.key", generated.signing_key.serialize_pem()),
-        ]
-        .into_iter()
-        .map(|(key, pem)| (key.to_owned(), ByteString(pem.into_bytes())))
-        .collect();
-        objects.push(Object::Secret(Arc::new(Secret {
-            metadata: ObjectMeta {
-                namespace: Some(namespace(i)),
-                name: Some(format!("app-{i}-tls")),
-                ..ObjectMeta::default()
-            },
-            type_: Some("kubernetes.io/tls".to_owned()),
-            data: Some(data),
-            ..Secret::default()
-        })));
-    }
+        write!(
+            text,
+            "---
+apiVersion: v1
+kind: Secret
+metadata: {{name: app-{i}-tls, namespace: {namespace}}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+{crt}  tls.key: |
+{key}",
+            namespace = namespace(i),
+            crt = indented(generated.cert.pem()),
+            key = indented(generated.signing_key.serialize_pem()),
+        )
+        .expect("writing to a String");
+        decode_manifest(&text, ManifestFormat::Yaml).expect("valid YAML")
+    });
     let (snapshot, duplicates) = Snapshot::from_objects(objects);
     assert!(duplicates.is_empty());
+    assert_eq!(snapshot.secrets.len(), count);
     snapshot
 }
 
